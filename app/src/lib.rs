@@ -1,1 +1,14 @@
-//! placeholder
+//! vecdream-app: the `vecdream` binary's library half — the eframe shell ([`VecdreamApp`]), file
+//! dialogs, settings and the CLI subcommands. `main.rs` only parses arguments and dispatches here, so
+//! tests drive the same code.
+
+pub mod app;
+pub mod cli;
+pub mod dialogs;
+pub mod io;
+pub mod settings;
+
+pub use app::VecdreamApp;
+
+/// Version string shown by `vecdream --version` and the About box.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,1 +1,19 @@
-fn main(){}
+//! The `vecdream` binary: opens the editor, or runs a CLI subcommand.
+
+use clap::Parser as _;
+use vecdream_app::cli::Cli;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vecdream=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(command) => command.run(),
+        None => vecdream_app::app::run_window(),
+    }
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! vecdream-ui: the editor's egui panels and widgets — prompt panel, viewport, object tree, status bar.
+//!
+//! Widgets here only use `egui` and `vecdream-core` (never torch): they show state and return commands; the
+//! app applies the commands and talks to the worker.
+
+pub mod prompt_panel;
+pub mod status_bar;
+pub mod tree_panel;
+pub mod viewport;
+
+pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
+pub use status_bar::StatusInfo;
+pub use tree_panel::TreePanel;
+pub use viewport::Viewport;

@@ -1,0 +1,90 @@
+//! Document I/O for the app and the CLI: open SVG, render previews, export by file extension.
+
+use std::path::Path;
+
+use vecdream_core::{Document, SvgOptions};
+
+/// Opens an SVG file; import warnings are logged.
+pub fn load_svg(path: &Path) -> Result<Document, vecdream_core::Error> {
+    let import = vecdream_core::import_svg(path)?;
+    for warning in &import.warnings {
+        tracing::warn!("{}: {warning}", path.display());
+    }
+    Ok(import.document)
+}
+
+/// A preview size whose longer side is `max_side` pixels, with the document's aspect ratio.
+pub fn preview_size(doc: &Document, max_side: u32) -> (u32, u32) {
+    let (w, h) = (doc.width.max(1e-6), doc.height.max(1e-6));
+    let scale = max_side as f64 / w.max(h);
+    (
+        ((w * scale).round() as u32).max(1),
+        ((h * scale).round() as u32).max(1),
+    )
+}
+
+/// Renders the document to straight-alpha RGBA8 pixels with resvg.
+pub fn render_rgba(doc: &Document, width: u32, height: u32) -> Result<Vec<u8>, vecdream_core::Error> {
+    Ok(vecdream_core::render_rgba(doc, width, height)?.data)
+}
+
+/// Formats an export can be written in, chosen by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Grouped SVG.
+    Svg,
+    /// PNG at the preview size (the CLI's `render` picks any size).
+    Png,
+}
+
+impl ExportFormat {
+    /// The format for `path`'s extension, or an error naming the file and the accepted extensions.
+    pub fn from_path(path: &Path) -> anyhow::Result<Self> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("svg") => Ok(Self::Svg),
+            Some("png") => Ok(Self::Png),
+            _ => anyhow::bail!(
+                "{}: unknown export format (expected a .svg or .png file name)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Exports the document to `path` (format by extension), atomically.
+pub fn export(doc: &Document, path: &Path) -> anyhow::Result<()> {
+    match ExportFormat::from_path(path)? {
+        ExportFormat::Svg => vecdream_core::export_svg(doc, path, &SvgOptions::default())?,
+        ExportFormat::Png => {
+            let (w, h) = preview_size(doc, 1024);
+            vecdream_core::render_png(doc, path, w, h)?
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_size_keeps_the_aspect_ratio() {
+        let doc = Document::new(300.0, 150.0);
+        assert_eq!(preview_size(&doc, 512), (512, 256));
+        let doc = Document::new(36.0, 36.0);
+        assert_eq!(preview_size(&doc, 100), (100, 100));
+    }
+
+    #[test]
+    fn export_format_follows_the_extension() {
+        assert_eq!(ExportFormat::from_path(Path::new("a.SVG")).unwrap(), ExportFormat::Svg);
+        assert_eq!(ExportFormat::from_path(Path::new("a.png")).unwrap(), ExportFormat::Png);
+        let err = ExportFormat::from_path(Path::new("dir/a.gif")).unwrap_err().to_string();
+        assert!(err.contains("dir/a.gif") && err.contains(".svg"), "{err}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The real editor, driven through egui_kittest with wgpu (lavapipe on a machine without a GPU).
+
+use std::path::PathBuf;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use vecdream::app::VecdreamApp;
+use vecdream::app::app::AppOptions;
+use vecdream::app::dialogs::ScriptedDialogs;
+
+fn shared_svg(name: &str) -> PathBuf {
+    vecdream::core::testing::shared_data_dir().join("svg").join(name)
+}
+
+fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            VecdreamApp::new(
+                cc,
+                AppOptions {
+                    dialogs: Box::new(ScriptedDialogs {
+                        answers: answers.into(),
+                        ..Default::default()
+                    }),
+                    // Fixed labels keep the snapshot identical on every machine.
+                    device_label: "CPU, test".into(),
+                    torch_version: "2.11.0".into(),
+                    persist: false,
+                },
+            )
+        })
+}
+
+#[test]
+fn app_shows_menu_panels_and_status_bar() {
+    let mut harness = harness(vec![]);
+    harness.run();
+    harness.get_by_label("File");
+    harness.get_by_label("Prompt");
+    harness.get_by_label("Objects");
+    harness.get_by_label("Device: CPU, test");
+    harness.get_by_label("libtorch 2.11.0");
+    harness.get_by_label("Guidance");
+    harness.snapshot("app_empty");
+}
+
+#[test]
+fn file_menu_opens_an_svg_into_tree_and_viewport() {
+    let svg = shared_svg("twemoji/1f404.svg");
+    assert!(svg.exists(), "missing test file {}", svg.display());
+    let mut harness = harness(vec![svg.clone()]);
+    harness.run();
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Open SVG…").click();
+    harness.run();
+    let app = harness.state();
+    let doc = app.document().expect("the SVG was opened");
+    assert!(doc.shape_count() > 0);
+    assert!(app.viewport_has_frame(), "the viewport shows the document");
+    assert_eq!(
+        app.status_message(),
+        Some(format!("Opened {}", svg.display()).as_str())
+    );
+}
+
+#[test]
+fn typing_a_prompt_updates_the_settings() {
+    let mut harness = harness(vec![]);
+    harness.run();
+    harness
+        .get_by_label("Prompt")
+        .type_text("a corgi wearing a hat");
+    harness.run();
+    assert_eq!(harness.state().prompt_settings().prompt, "a corgi wearing a hat");
+}

@@ -1,0 +1,125 @@
+//! The left panel: prompt, negative prompt and run settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Which score-distillation guidance a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum GuidanceMethod {
+    /// Score distillation sampling (DreamFusion / VectorFusion).
+    Sds,
+    /// Vectorized particle-based score distillation (SVGDreamer).
+    #[default]
+    Vpsd,
+    /// Entropic score distillation.
+    Esd,
+    /// Classifier score distillation.
+    Csd,
+    /// The closed-form teacher over reference images: needs no model weights.
+    Reference,
+}
+
+impl GuidanceMethod {
+    /// All methods, in the order the UI lists them.
+    pub const ALL: [Self; 5] = [Self::Sds, Self::Vpsd, Self::Esd, Self::Csd, Self::Reference];
+
+    /// Name shown to the user.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sds => "SDS",
+            Self::Vpsd => "VPSD",
+            Self::Esd => "ESD",
+            Self::Csd => "CSD",
+            Self::Reference => "Reference images",
+        }
+    }
+}
+
+/// The settings a user chooses before starting a run (persisted between sessions).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PromptSettings {
+    /// What to draw.
+    pub prompt: String,
+    /// What to avoid.
+    pub negative_prompt: String,
+    /// Guidance method.
+    pub method: GuidanceMethod,
+    /// Number of particles (independent SVGs optimised together).
+    pub particles: u32,
+    /// Optimisation steps.
+    pub steps: u32,
+    /// Classifier-free guidance scale.
+    pub cfg: f32,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for PromptSettings {
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            method: GuidanceMethod::default(),
+            particles: 6,
+            steps: 2000,
+            cfg: 7.5,
+            seed: 0,
+        }
+    }
+}
+
+/// The prompt panel widget: owns its settings.
+#[derive(Debug, Default)]
+pub struct PromptPanel {
+    /// The settings being edited.
+    pub settings: PromptSettings,
+}
+
+impl PromptPanel {
+    /// Draws the panel's contents.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let s = &mut self.settings;
+        ui.heading("Prompt");
+        let prompt_label = ui.label("Prompt");
+        ui.add(
+            egui::TextEdit::multiline(&mut s.prompt)
+                .hint_text("a cat wearing a hat, flat vector icon")
+                .desired_rows(3)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(prompt_label.id);
+        let negative_label = ui.label("Negative prompt");
+        ui.add(
+            egui::TextEdit::multiline(&mut s.negative_prompt)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(negative_label.id);
+        ui.separator();
+        egui::Grid::new("run_settings")
+            .num_columns(2)
+            .show(ui, |ui| {
+                ui.label("Guidance");
+                egui::ComboBox::from_id_salt("guidance_method")
+                    .selected_text(s.method.label())
+                    .show_ui(ui, |ui| {
+                        for m in GuidanceMethod::ALL {
+                            ui.selectable_value(&mut s.method, m, m.label());
+                        }
+                    });
+                ui.end_row();
+                ui.label("Particles");
+                ui.add(egui::DragValue::new(&mut s.particles).range(1..=16));
+                ui.end_row();
+                ui.label("Steps");
+                ui.add(egui::DragValue::new(&mut s.steps).range(1..=100_000));
+                ui.end_row();
+                ui.label("CFG");
+                ui.add(egui::DragValue::new(&mut s.cfg).range(0.0..=200.0).speed(0.1));
+                ui.end_row();
+                ui.label("Seed");
+                ui.add(egui::DragValue::new(&mut s.seed));
+                ui.end_row();
+            });
+    }
+}
