@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
@@ -9,7 +10,9 @@ use vecdream::app::app::AppOptions;
 use vecdream::app::dialogs::ScriptedDialogs;
 
 fn shared_svg(name: &str) -> PathBuf {
-    vecdream::core::testing::shared_data_dir().join("svg").join(name)
+    vecdream::core::testing::shared_data_dir()
+        .join("svg")
+        .join(name)
 }
 
 fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
@@ -64,6 +67,10 @@ fn file_menu_opens_an_svg_into_tree_and_viewport() {
         app.status_message(),
         Some(format!("Opened {}", svg.display()).as_str())
     );
+    // The status line holds a machine-specific path: snapshot after replacing it.
+    harness.state_mut().set_status_message("Opened 1f404.svg");
+    harness.run();
+    harness.snapshot("app_document");
 }
 
 #[test]
@@ -71,8 +78,56 @@ fn typing_a_prompt_updates_the_settings() {
     let mut harness = harness(vec![]);
     harness.run();
     harness
-        .get_by_label("Prompt")
+        .get_by_role_and_label(Role::MultilineTextInput, "Prompt")
+        .click();
+    harness.run();
+    harness
+        .get_by_role_and_label(Role::MultilineTextInput, "Prompt")
         .type_text("a corgi wearing a hat");
     harness.run();
-    assert_eq!(harness.state().prompt_settings().prompt, "a corgi wearing a hat");
+    assert_eq!(
+        harness.state().prompt_settings().prompt,
+        "a corgi wearing a hat"
+    );
+}
+
+#[test]
+fn locking_in_the_tree_is_one_undoable_edit() {
+    let svg = shared_svg("twemoji/1f404.svg");
+    let mut harness = harness(vec![svg]);
+    harness.run();
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Open SVG…").click();
+    harness.run();
+    let doc = harness.state().document().unwrap().clone();
+    let object = doc
+        .objects
+        .last()
+        .expect("the emoji has an object")
+        .meta
+        .clone();
+    assert!(!object.locked);
+    harness
+        .get_by_label(&format!("Lock {}", object.name))
+        .click();
+    harness.run();
+    let locked = |h: &Harness<'_, VecdreamApp>| {
+        h.state()
+            .document()
+            .unwrap()
+            .meta(object.id)
+            .unwrap()
+            .locked
+    };
+    assert!(locked(&harness), "the lock toggle locks the object");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    harness.run();
+    assert!(!locked(&harness), "Ctrl+Z unlocks it");
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    harness.run();
+    assert!(locked(&harness), "Ctrl+Shift+Z locks it again");
 }

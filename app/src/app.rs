@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use vecdream_core::Document;
-use vecdream_ui::{PromptPanel, StatusInfo, TreePanel, Viewport};
+use vecdream_core::{Command, Document, Editor};
+use vecdream_ui::{PromptPanel, Selection, StatusInfo, TreePanel, Viewport};
 
 use crate::dialogs::{DialogKind, FileDialogs, NativeDialogs};
 use crate::settings::Settings;
@@ -29,7 +29,8 @@ pub struct VecdreamApp {
     tree: TreePanel,
     viewport: Viewport,
     status: StatusInfo,
-    document: Option<Document>,
+    editor: Option<Editor>,
+    selection: Selection,
     document_path: Option<PathBuf>,
     pending: Vec<AppCommand>,
     persist: bool,
@@ -73,14 +74,15 @@ impl VecdreamApp {
             },
             settings,
             dialogs: options.dialogs,
-            tree: TreePanel,
+            tree: TreePanel::default(),
             viewport: Viewport::default(),
             status: StatusInfo {
                 device: options.device_label,
                 torch_version: options.torch_version,
                 message: None,
             },
-            document: None,
+            editor: None,
+            selection: Selection::default(),
             document_path: None,
             pending: Vec::new(),
             persist: options.persist,
@@ -89,12 +91,63 @@ impl VecdreamApp {
 
     /// The open document, if any.
     pub fn document(&self) -> Option<&Document> {
-        self.document.as_ref()
+        self.editor.as_ref().map(Editor::document)
+    }
+
+    /// The selected nodes.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// Applies edit commands through the document's undo history, then refreshes the view. Errors go to
+    /// the status bar; a failed command changes nothing.
+    pub fn apply_commands(&mut self, ctx: &egui::Context, commands: Vec<Command>) {
+        let Some(editor) = &mut self.editor else {
+            return;
+        };
+        if commands.is_empty() {
+            return;
+        }
+        for command in commands {
+            if let Err(e) = editor.apply(command) {
+                self.status.message = Some(format!("Edit refused: {e}"));
+            }
+        }
+        self.refresh(ctx);
+    }
+
+    /// Undoes the last edit (Ctrl+Z).
+    pub fn undo(&mut self, ctx: &egui::Context) {
+        if self.editor.as_mut().is_some_and(Editor::undo) {
+            self.refresh(ctx);
+        }
+    }
+
+    /// Redoes the last undone edit (Ctrl+Shift+Z).
+    pub fn redo(&mut self, ctx: &egui::Context) {
+        if self.editor.as_mut().is_some_and(Editor::redo) {
+            self.refresh(ctx);
+        }
+    }
+
+    /// Re-renders the preview after the document changed, and drops selected ids that no longer exist.
+    fn refresh(&mut self, ctx: &egui::Context) {
+        let Some(editor) = &self.editor else {
+            return;
+        };
+        let doc = editor.document().clone();
+        self.selection.retain(|id| doc.meta(id).is_some());
+        self.show_document_frame(ctx, &doc);
     }
 
     /// The prompt panel's settings.
     pub fn prompt_settings(&self) -> &vecdream_ui::PromptSettings {
         &self.prompt.settings
+    }
+
+    /// Replaces the status message.
+    pub fn set_status_message(&mut self, message: impl Into<String>) {
+        self.status.message = Some(message.into());
     }
 
     /// The latest status message.
@@ -153,7 +206,8 @@ impl VecdreamApp {
             Ok(doc) => {
                 self.show_document_frame(ctx, &doc);
                 self.status.message = Some(format!("Opened {}", path.display()));
-                self.document = Some(doc);
+                self.editor = Some(Editor::new(doc));
+                self.selection.clear();
                 self.document_path = Some(path.to_path_buf());
             }
             Err(e) => self.status.message = Some(format!("Error: {e}")),
@@ -164,7 +218,8 @@ impl VecdreamApp {
         let (w, h) = crate::io::preview_size(doc, 512);
         match crate::io::render_rgba(doc, w, h) {
             Ok(rgba) => {
-                let image = egui::ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &rgba);
+                let image =
+                    egui::ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &rgba);
                 self.viewport.canvas = egui::vec2(w as f32, h as f32);
                 self.viewport.set_frame(ctx, image);
             }
@@ -173,14 +228,15 @@ impl VecdreamApp {
     }
 
     fn export(&mut self) {
-        let Some(doc) = &self.document else {
+        let Some(doc) = self.document() else {
             self.status.message = Some("Nothing to export: open or create a document first".into());
             return;
         };
+        let doc = doc.clone();
         let Some(path) = self.dialogs.pick(DialogKind::Export) else {
             return;
         };
-        self.status.message = Some(match crate::io::export(doc, &path) {
+        self.status.message = Some(match crate::io::export(&doc, &path) {
             Ok(()) => format!("Exported {}", path.display()),
             Err(e) => format!("Error: {e}"),
         });
@@ -195,14 +251,32 @@ impl eframe::App for VecdreamApp {
             .resizable(true)
             .default_size(280.0)
             .show(ui, |ui| self.prompt.ui(ui));
-        egui::Panel::right("object_tree")
+        let tree = egui::Panel::right("object_tree")
             .resizable(true)
             .default_size(260.0)
-            .show(ui, |ui| self.tree.ui(ui, self.document.as_ref()));
+            .show(ui, |ui| {
+                let doc = self.editor.as_ref().map(Editor::document);
+                self.tree.ui(ui, doc, &mut self.selection)
+            });
+        let edits = tree.inner;
         egui::CentralPanel::default().show(ui, |ui| {
             self.viewport.ui(ui);
         });
         let ctx = ui.ctx().clone();
+        self.apply_commands(&ctx, edits);
+        let (undo, redo) = ctx.input_mut(|i| {
+            let redo = i.consume_key(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::Z,
+            );
+            let undo = i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z);
+            (undo, redo)
+        });
+        if redo {
+            self.redo(&ctx);
+        } else if undo {
+            self.undo(&ctx);
+        }
         for command in std::mem::take(&mut self.pending) {
             self.run_command(&ctx, command);
         }

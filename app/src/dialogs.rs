@@ -27,7 +27,11 @@ impl DialogKind {
         match self {
             Self::OpenSvg => &[("SVG", &["svg"])],
             Self::OpenImage => &[("Images", &["png", "jpg", "jpeg"])],
-            Self::Export => &[("SVG", &["svg"]), ("PNG", &["png"]), ("glTF binary", &["glb"])],
+            Self::Export => &[
+                ("SVG", &["svg"]),
+                ("PNG", &["png"]),
+                ("glTF binary", &["glb"]),
+            ],
         }
     }
 }
@@ -87,7 +91,11 @@ mod tests {
         assert_eq!(d.pick(DialogKind::OpenImage), None);
         assert_eq!(
             d.asked,
-            vec![DialogKind::OpenSvg, DialogKind::Export, DialogKind::OpenImage]
+            vec![
+                DialogKind::OpenSvg,
+                DialogKind::Export,
+                DialogKind::OpenImage
+            ]
         );
     }
 }

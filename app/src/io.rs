@@ -24,7 +24,11 @@ pub fn preview_size(doc: &Document, max_side: u32) -> (u32, u32) {
 }
 
 /// Renders the document to straight-alpha RGBA8 pixels with resvg.
-pub fn render_rgba(doc: &Document, width: u32, height: u32) -> Result<Vec<u8>, vecdream_core::Error> {
+pub fn render_rgba(
+    doc: &Document,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, vecdream_core::Error> {
     Ok(vecdream_core::render_rgba(doc, width, height)?.data)
 }
 
@@ -82,9 +86,17 @@ mod tests {
 
     #[test]
     fn export_format_follows_the_extension() {
-        assert_eq!(ExportFormat::from_path(Path::new("a.SVG")).unwrap(), ExportFormat::Svg);
-        assert_eq!(ExportFormat::from_path(Path::new("a.png")).unwrap(), ExportFormat::Png);
-        let err = ExportFormat::from_path(Path::new("dir/a.gif")).unwrap_err().to_string();
+        assert_eq!(
+            ExportFormat::from_path(Path::new("a.SVG")).unwrap(),
+            ExportFormat::Svg
+        );
+        assert_eq!(
+            ExportFormat::from_path(Path::new("a.png")).unwrap(),
+            ExportFormat::Png
+        );
+        let err = ExportFormat::from_path(Path::new("dir/a.gif"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dir/a.gif") && err.contains(".svg"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 use clap::Parser as _;
 use vecdream_app::cli::Cli;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -12,8 +12,13 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Some(command) => command.run(),
         None => vecdream_app::app::run_window(),
+    };
+    if let Err(e) = result {
+        // `{:#}` prints the whole chain of causes on one line, e.g. "rendering a.svg: a.svg: not a valid SVG…".
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

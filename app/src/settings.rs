@@ -48,11 +48,17 @@ impl Settings {
         match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
             Err(e) => {
-                tracing::warn!("cannot read settings {}: {e}; using defaults", path.display());
+                tracing::warn!(
+                    "cannot read settings {}: {e}; using defaults",
+                    path.display()
+                );
                 Self::default()
             }
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-                tracing::warn!("settings {} are not valid: {e}; using defaults", path.display());
+                tracing::warn!(
+                    "settings {} are not valid: {e}; using defaults",
+                    path.display()
+                );
                 Self::default()
             }),
         }

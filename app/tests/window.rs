@@ -37,7 +37,15 @@ fn runtime_dir() -> PathBuf {
 /// Starts Xvfb on a free display (it writes the display number to the pipe given by -displayfd).
 fn start_xvfb() -> (Guard, String) {
     let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -47,7 +55,10 @@ fn start_xvfb() -> (Guard, String) {
         .read_line(&mut line)
         .unwrap();
     let display = format!(":{}", line.trim());
-    assert!(line.trim().parse::<u32>().is_ok(), "Xvfb gave no display: {line:?}");
+    assert!(
+        line.trim().parse::<u32>().is_ok(),
+        "Xvfb gave no display: {line:?}"
+    );
     (Guard(child), display)
 }
 
@@ -123,7 +134,10 @@ fn window_opens_under_xvfb_and_is_not_blank() {
         std_dev > 10.0 && colours > 50,
         "screenshot looks blank: gray std-dev {std_dev:.1}, {colours} colours"
     );
-    assert!(app.0.try_wait().unwrap().is_none(), "vecdream died while rendering");
+    assert!(
+        app.0.try_wait().unwrap().is_none(),
+        "vecdream died while rendering"
+    );
 }
 
 #[test]
@@ -145,7 +159,10 @@ fn doctor_reports_libtorch_and_exits_zero() {
     assert!(stdout.contains("libtorch check: ok"), "{stdout}");
     assert!(stdout.contains("CPU threads: "), "{stdout}");
     assert!(stdout.contains("wgpu adapter: "), "{stdout}");
-    assert!(stdout.contains("model folder: /models/sd21-base"), "{stdout}");
+    assert!(
+        stdout.contains("model folder: /models/sd21-base"),
+        "{stdout}"
+    );
 }
 
 #[test]

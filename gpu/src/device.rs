@@ -43,7 +43,11 @@ impl RuntimeInfo {
     /// once the process runs.
     pub fn query() -> Self {
         let cuda_available = Cuda::is_available();
-        let count = if cuda_available { Cuda::device_count() } else { 0 };
+        let count = if cuda_available {
+            Cuda::device_count()
+        } else {
+            0
+        };
         let cuda_devices = (0..count).map(cuda_device_name).collect();
         Self {
             torch_version: torch_version(),
@@ -112,7 +116,10 @@ mod tests {
         let info = RuntimeInfo::query();
         assert!(info.cpu_threads >= 1);
         if !info.cuda_available {
-            assert_eq!(info.device_label(), format!("CPU, {} threads", info.cpu_threads));
+            assert_eq!(
+                info.device_label(),
+                format!("CPU, {} threads", info.cpu_threads)
+            );
         }
         assert_eq!(info.torch_version, TORCH_VERSION);
     }

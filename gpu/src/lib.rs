@@ -1,1 +1,9 @@
-//! placeholder
+//! vecdream-gpu: everything that runs on libtorch (tch) — the differentiable rasteriser, Stable Diffusion
+//! modules, schedulers, guidance, optimisers. Runs on CUDA when available, else on the CPU.
+
+pub mod device;
+pub mod distill;
+pub mod raster;
+pub mod sd;
+
+pub use tch;

@@ -4,11 +4,13 @@
 //! app applies the commands and talks to the worker.
 
 pub mod prompt_panel;
+pub mod selection;
 pub mod status_bar;
 pub mod tree_panel;
 pub mod viewport;
 
 pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
+pub use selection::Selection;
 pub use status_bar::StatusInfo;
 pub use tree_panel::TreePanel;
 pub use viewport::Viewport;

@@ -79,7 +79,7 @@ impl PromptPanel {
     /// Draws the panel's contents.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let s = &mut self.settings;
-        ui.heading("Prompt");
+        ui.heading("Generate");
         let prompt_label = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut s.prompt)
@@ -99,26 +99,36 @@ impl PromptPanel {
         egui::Grid::new("run_settings")
             .num_columns(2)
             .show(ui, |ui| {
-                ui.label("Guidance");
+                let label = ui.label("Guidance");
                 egui::ComboBox::from_id_salt("guidance_method")
                     .selected_text(s.method.label())
                     .show_ui(ui, |ui| {
                         for m in GuidanceMethod::ALL {
                             ui.selectable_value(&mut s.method, m, m.label());
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Particles");
-                ui.add(egui::DragValue::new(&mut s.particles).range(1..=16));
+                let label = ui.label("Particles");
+                ui.add(egui::DragValue::new(&mut s.particles).range(1..=16))
+                    .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Steps");
-                ui.add(egui::DragValue::new(&mut s.steps).range(1..=100_000));
+                let label = ui.label("Steps");
+                ui.add(egui::DragValue::new(&mut s.steps).range(1..=100_000))
+                    .labelled_by(label.id);
                 ui.end_row();
-                ui.label("CFG");
-                ui.add(egui::DragValue::new(&mut s.cfg).range(0.0..=200.0).speed(0.1));
+                let label = ui.label("CFG");
+                ui.add(
+                    egui::DragValue::new(&mut s.cfg)
+                        .range(0.0..=200.0)
+                        .speed(0.1),
+                )
+                .labelled_by(label.id);
                 ui.end_row();
-                ui.label("Seed");
-                ui.add(egui::DragValue::new(&mut s.seed));
+                let label = ui.label("Seed");
+                ui.add(egui::DragValue::new(&mut s.seed))
+                    .labelled_by(label.id);
                 ui.end_row();
             });
     }

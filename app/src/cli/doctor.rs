@@ -71,7 +71,8 @@ fn check_libtorch() -> anyhow::Result<()> {
 
 /// Names of the wgpu adapters, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)".
 fn wgpu_adapters() -> Vec<String> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     adapters
         .iter()

@@ -1,6 +1,10 @@
 //! The command line: `vecdream` with no subcommand opens the editor; subcommands do the same work headless.
 
 pub mod doctor;
+pub mod document;
+pub mod progress;
+pub mod raster;
+pub mod sd;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +22,26 @@ pub struct Cli {
 pub enum Command {
     /// Check the installation: libtorch, CUDA devices, threads, wgpu adapter, model folder.
     Doctor(doctor::DoctorArgs),
+    /// Render an SVG to PNG (resvg by default, or the differentiable rasteriser).
+    Render(document::RenderArgs),
+    /// Print an SVG's object tree with shape counts.
+    Info(document::InfoArgs),
+    /// Write an SVG normalised and grouped (objects → components → shapes).
+    Convert(document::ConvertArgs),
+    /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
+    Txt2img(sd::Txt2ImgArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `vecdream bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Differentiable rasteriser: forward + backward wall and CPU ms on standard scenes or an SVG.
+    Raster(raster::BenchRasterArgs),
+    /// Stable Diffusion UNet (SD1.5 / SD2.1-base architecture): forward and LoRA forward+backward.
+    Unet(sd::BenchUnetArgs),
 }
 
 impl Command {
@@ -25,6 +49,12 @@ impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Doctor(args) => doctor::run(&args),
+            Command::Render(args) => document::render(&args),
+            Command::Info(args) => document::info(&args),
+            Command::Convert(args) => document::convert(&args),
+            Command::Txt2img(args) => sd::txt2img(&args),
+            Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
+            Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
         }
     }
 }

@@ -42,7 +42,11 @@ pub struct Txt2ImgArgs {
 
 fn device_and_kind() -> (Device, Kind) {
     let device = vecdream_gpu::device::best_device();
-    let kind = if device.is_cuda() { Kind::Half } else { Kind::Float };
+    let kind = if device.is_cuda() {
+        Kind::Half
+    } else {
+        Kind::Float
+    };
     (device, kind)
 }
 
@@ -55,7 +59,12 @@ pub fn txt2img(args: &Txt2ImgArgs) -> anyhow::Result<()> {
         (None, None) => None,
         (h, w) => {
             let native = sd.vae.config.scale_factor()
-                * sd.unet.config.sample_size.as_ref().and_then(|v| v.as_i64()).unwrap_or(64);
+                * sd.unet
+                    .config
+                    .sample_size
+                    .as_ref()
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(64);
             Some((h.unwrap_or(native), w.unwrap_or(native)))
         }
     };
@@ -142,7 +151,10 @@ pub fn bench_unet(args: &BenchUnetArgs) -> anyhow::Result<()> {
     );
     println!("forward:               {:10.1} ms", report.forward_ms);
     if let Some(ms) = report.lora_fwd_bwd_ms {
-        println!("LoRA forward+backward: {ms:10.1} ms (rank {})", args.lora_rank);
+        println!(
+            "LoRA forward+backward: {ms:10.1} ms (rank {})",
+            args.lora_rank
+        );
     }
     if !report.finite {
         println!("warning: non-finite outputs (random weights in {kind:?})");

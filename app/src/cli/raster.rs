@@ -1,0 +1,139 @@
+//! Rasteriser subcommands: `render --engine diff` and `bench raster`.
+
+use std::path::{Path, PathBuf};
+
+use vecdream_core::{Document, RgbaImage};
+use vecdream_gpu::device::best_device;
+use vecdream_gpu::raster::bench::{BenchCase, BenchScene, bench_raster};
+use vecdream_gpu::raster::{RasterOptions, Scene, SceneParams, rasterize};
+use vecdream_gpu::tch::{Kind, Tensor};
+
+/// Renders `doc` with the differentiable rasteriser to a `width × height` PNG.
+pub fn render_diff_png(doc: &Document, path: &Path, width: u32, height: u32) -> anyhow::Result<()> {
+    let view = doc.param_view();
+    let scene = Scene::from_view(&view)?;
+    let params = SceneParams::from_view(&view, 1, best_device())?;
+    let rendered = vecdream_gpu::tch::no_grad(|| {
+        rasterize(
+            &scene,
+            &params,
+            width as usize,
+            height as usize,
+            &RasterOptions::default(),
+        )
+    })?;
+    let image = to_rgba8(&rendered.rgb, &rendered.alpha)?;
+    image.save_png(path)?;
+    Ok(())
+}
+
+/// Particle 0 of a premultiplied `[B,3,H,W]` colour and `[B,1,H,W]` alpha as straight RGBA8.
+pub fn to_rgba8(rgb: &Tensor, alpha: &Tensor) -> anyhow::Result<RgbaImage> {
+    let (_, _, h, w) = rgb.size4()?;
+    let a = alpha
+        .get(0)
+        .to_kind(Kind::Float)
+        .to_device(vecdream_gpu::tch::Device::Cpu);
+    let c = rgb
+        .get(0)
+        .to_kind(Kind::Float)
+        .to_device(vecdream_gpu::tch::Device::Cpu);
+    // Un-premultiply where there is coverage.
+    let straight = &c / a.clamp_min(1e-6);
+    let rgba = Tensor::cat(&[straight, a], 0)
+        .clamp(0.0, 1.0)
+        .permute([1, 2, 0])
+        .multiply_scalar(255.0)
+        .round()
+        .to_kind(Kind::Uint8)
+        .contiguous();
+    let data = Vec::<u8>::try_from(rgba.view([-1]))?;
+    Ok(RgbaImage {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
+}
+
+/// Arguments of `vecdream bench raster`.
+#[derive(Debug, clap::Args)]
+pub struct BenchRasterArgs {
+    /// Render this SVG instead of the standard scenes (a)–(d).
+    #[arg(long)]
+    pub scene: Option<PathBuf>,
+    /// Longer side in pixels for `--scene`.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Timed repetitions per scene (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Seed of the random standard scenes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write each standard scene as SVG into this folder (to run DiffVG on the same scenes).
+    #[arg(long)]
+    pub write_scenes: Option<PathBuf>,
+    /// libtorch CPU threads (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+/// `vecdream bench raster`: forward + backward of an MSE loss, wall and CPU ms per scene.
+pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.threads {
+        vecdream_gpu::tch::set_num_threads(t);
+    }
+    let device = best_device();
+    let opts = RasterOptions::default();
+    let mut scenes: Vec<(BenchScene, Option<f64>)> = Vec::new();
+    if let Some(path) = &args.scene {
+        let doc = crate::io::load_svg(path)?;
+        let name = path
+            .file_name()
+            .map_or("scene".into(), |n| n.to_string_lossy().into_owned());
+        scenes.push((
+            BenchScene::from_view(name, &doc.param_view(), args.size, device)?,
+            None,
+        ));
+    } else {
+        for case in BenchCase::standard() {
+            let scene = case.build(args.seed, device)?;
+            if let Some(dir) = &args.write_scenes {
+                std::fs::create_dir_all(dir)?;
+                let file = dir.join(format!("{}.svg", case.name));
+                vecdream_core::atomic::write_atomic(&file, scene.to_svg()?.as_bytes())?;
+            }
+            scenes.push((scene, case.diffvg_cpu_ms));
+        }
+    }
+    println!(
+        "device: {:?}, libtorch threads: {}",
+        device,
+        vecdream_gpu::tch::get_num_threads()
+    );
+    println!(
+        "| scene | size | fwd wall ms | fwd+bwd wall ms | fwd+bwd CPU ms | DiffVG CPU ms | ratio | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let bar = crate::cli::progress::bar(scenes.len() as u64, "scenes");
+    for (scene, diffvg) in &scenes {
+        let r = bench_raster(scene, args.reps, &opts, *diffvg)?;
+        bar.suspend(|| {
+            println!(
+                "| {} | {}×{} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+                r.name,
+                r.width,
+                r.height,
+                r.forward_wall_ms,
+                r.wall_ms,
+                r.cpu_ms,
+                r.diffvg_cpu_ms.map_or("–".into(), |d| format!("{d:.0}")),
+                r.ratio().map_or("–".into(), |x| format!("{x:.2}×")),
+                r.peak_rss_mib.map_or("–".into(), |m| format!("{m:.0}")),
+            )
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}

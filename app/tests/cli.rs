@@ -1,0 +1,208 @@
+//! The CLI subcommands, run as a user would: the built `vecdream` binary on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
+
+fn shared(rel: &str) -> PathBuf {
+    vecdream_core::testing::shared_data_dir().join(rel)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("VECDREAM_DEVICE", "cpu")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "vecdream {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn load_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let p = tiny_skia::Pixmap::load_png(path).unwrap();
+    let rgba = p
+        .pixels()
+        .iter()
+        .flat_map(|c| {
+            let c = c.demultiply();
+            [c.red(), c.green(), c.blue(), c.alpha()]
+        })
+        .collect();
+    (p.width(), p.height(), rgba)
+}
+
+#[test]
+fn render_info_convert_on_a_twemoji() {
+    let svg = shared("svg/twemoji/1f404.svg");
+    let dir = scratch("render");
+    let png = dir.join("cow.png");
+    ok(&[
+        "render",
+        svg.to_str().unwrap(),
+        "--size",
+        "300",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    let (w, h, _) = load_png(&png);
+    assert_eq!((w, h), (300, 300));
+
+    let info = ok(&["info", svg.to_str().unwrap()]);
+    assert!(info.contains("7 shapes"), "{info}");
+
+    let out = dir.join("cow.svg");
+    ok(&[
+        "convert",
+        svg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("<g") && text.contains("inkscape:label"),
+        "{text}"
+    );
+    // The converted file renders like the original.
+    let png2 = dir.join("cow2.png");
+    ok(&[
+        "render",
+        out.to_str().unwrap(),
+        "--size",
+        "300",
+        "-o",
+        png2.to_str().unwrap(),
+    ]);
+    let psnr = vecdream_core::metrics::psnr(&load_png(&png).2, &load_png(&png2).2).unwrap();
+    assert!(psnr > 40.0, "convert changed the picture: {psnr:.1} dB");
+}
+
+#[test]
+fn render_with_the_differentiable_engine_matches_resvg() {
+    let svg = shared("svg/twemoji/1f404.svg");
+    let dir = scratch("render-diff");
+    let (a, b) = (dir.join("resvg.png"), dir.join("diff.png"));
+    ok(&[
+        "render",
+        svg.to_str().unwrap(),
+        "--size",
+        "128",
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    ok(&[
+        "render",
+        svg.to_str().unwrap(),
+        "--size",
+        "128",
+        "--engine",
+        "diff",
+        "-o",
+        b.to_str().unwrap(),
+    ]);
+    let (pa, pb) = (load_png(&a), load_png(&b));
+    assert_eq!((pa.0, pa.1), (pb.0, pb.1));
+    let rgb_a = vecdream_core::metrics::composite_rgb(&pa.2, [255, 255, 255]);
+    let rgb_b = vecdream_core::metrics::composite_rgb(&pb.2, [255, 255, 255]);
+    let psnr = vecdream_core::metrics::psnr(&rgb_a, &rgb_b).unwrap();
+    // The rasteriser's own corpus test asks ≥ 30 dB per file at 256 px; 128 px has more edge pixels.
+    assert!(
+        psnr > 28.0,
+        "differentiable render differs from resvg: {psnr:.1} dB"
+    );
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_writes_nothing() {
+    let dir = scratch("bad");
+    let bad = dir.join("broken.svg");
+    std::fs::write(&bad, "<svg xmlns='http://www.w3.org/2000/svg'><g></svg").unwrap();
+    let png = dir.join("out.png");
+    let out = run(&["render", bad.to_str().unwrap(), "-o", png.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.svg") && err.contains("not a valid SVG"),
+        "{err}"
+    );
+    assert!(!png.exists(), "no output file after an error");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temp files left"
+    );
+
+    let out = run(&["render", "/no/such/file.svg", "-o", png.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("/no/such/file.svg"),
+        "{err}"
+    );
+}
+
+#[test]
+fn txt2img_on_the_tiny_fixture_is_deterministic() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-sd21");
+    let dir = scratch("txt2img");
+    let run_once = |name: &str, seed: &str| {
+        let out = dir.join(name);
+        ok(&[
+            "txt2img",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a photo of a cat",
+            "--steps",
+            "3",
+            "--seed",
+            seed,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        load_png(&out)
+    };
+    let a = run_once("a.png", "1");
+    let b = run_once("b.png", "1");
+    let c = run_once("c.png", "2");
+    assert_eq!(
+        (a.0, a.1),
+        (32, 32),
+        "the tiny VAE decodes 4×4… latents to 32 px"
+    );
+    assert_eq!(a.2, b.2, "same seed, same image");
+    assert_ne!(a.2, c.2, "another seed, another image");
+}
+
+#[test]
+fn txt2img_with_a_missing_model_names_the_folder() {
+    let out = run(&[
+        "txt2img",
+        "--model",
+        "/no/model/here",
+        "--prompt",
+        "x",
+        "-o",
+        "/tmp/never.png",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/model/here"), "{err}");
+}

@@ -1,0 +1,205 @@
+//! Checkpoints: particles, optimiser moments, guidance state (e.g. LoRA) in one safetensors file,
+//! and step, seed, config and topology in a JSON file beside it (`run.safetensors` + `run.json`).
+//!
+//! The random streams are functions of `(seed, step)` (see [`super::Rng::for_step`]), so the seed
+//! and the step are the whole RNG state: a resumed run draws what the uninterrupted run drew.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+use vecdream_core::ParamView;
+
+use super::DistillError;
+use super::engine::{DistillConfig, Distiller};
+use super::guidance::Guidance;
+
+/// Version of the checkpoint layout.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+const PARAM_NAMES: [&str; 5] = ["points", "fill", "stroke", "stroke_width", "background"];
+
+/// The JSON half of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// [`CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// Steps completed.
+    pub step: usize,
+    /// Adam's update count.
+    pub adam_t: i64,
+    /// The run's settings (seed included).
+    pub config: DistillConfig,
+    /// The template view: topology, ids, locks.
+    pub view: ParamView,
+    /// Name of the guidance that wrote it.
+    pub guidance: String,
+    /// The guidance's scalar state.
+    pub guidance_scalars: Vec<(String, f64)>,
+    /// Reward weights of the particles, if any.
+    pub weights: Option<Vec<f64>>,
+}
+
+/// The JSON file that goes with a checkpoint's safetensors file.
+pub fn meta_path(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}
+
+fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), DistillError>,
+) -> Result<(), DistillError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|source| DistillError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Distiller {
+    /// Writes the run to `path` (safetensors) and `path` with extension `json`, atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), DistillError> {
+        let cpu = |t: &Tensor| {
+            t.detach()
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous()
+        };
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (name, t) in PARAM_NAMES.iter().zip(self.params.tensors()) {
+            named.push((format!("params.{name}"), cpu(t)));
+        }
+        for (name, (m, v)) in PARAM_NAMES.iter().zip(self.adam.moments()) {
+            named.push((format!("adam.{name}.m"), cpu(m)));
+            named.push((format!("adam.{name}.v"), cpu(v)));
+        }
+        for (name, t) in self.guidance.state() {
+            named.push((format!("guidance.{name}"), cpu(&t)));
+        }
+        let meta = CheckpointMeta {
+            version: CHECKPOINT_VERSION,
+            step: self.step,
+            adam_t: self.adam.t,
+            config: self.config.clone(),
+            view: self.view.clone(),
+            guidance: self.guidance.name(),
+            guidance_scalars: self.guidance.state_scalars(),
+            weights: self.weights.clone(),
+        };
+        write_atomic(path, |tmp| {
+            Tensor::write_safetensors(&named, tmp)?;
+            Ok(())
+        })?;
+        let json = serde_json::to_string_pretty(&meta).map_err(|e| DistillError::Checkpoint {
+            path: meta_path(path),
+            message: e.to_string(),
+        })?;
+        let mp = meta_path(path);
+        write_atomic(&mp, |tmp| {
+            std::fs::write(tmp, json).map_err(|source| DistillError::Io {
+                path: tmp.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    /// Reads only the JSON half of a checkpoint (e.g. to rebuild its guidance before resuming).
+    pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta, DistillError> {
+        let mp = meta_path(path);
+        let text = std::fs::read_to_string(&mp).map_err(|source| DistillError::Io {
+            path: mp.clone(),
+            source,
+        })?;
+        let meta: CheckpointMeta =
+            serde_json::from_str(&text).map_err(|e| DistillError::Checkpoint {
+                path: mp.clone(),
+                message: format!("invalid JSON: {e}"),
+            })?;
+        if meta.version != CHECKPOINT_VERSION {
+            return Err(DistillError::Checkpoint {
+                path: mp,
+                message: format!(
+                    "version {} (this build reads {CHECKPOINT_VERSION})",
+                    meta.version
+                ),
+            });
+        }
+        Ok(meta)
+    }
+
+    /// Continues a run saved by [`Distiller::save_checkpoint`]. `guidance` must be built with the
+    /// same settings as the saved run's; its trainable state is restored from the file.
+    pub fn resume(
+        path: &Path,
+        guidance: Box<dyn Guidance>,
+        device: Device,
+    ) -> Result<Self, DistillError> {
+        let meta = Self::read_checkpoint_meta(path)?;
+        let err = |message: String| DistillError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        };
+        if guidance.name() != meta.guidance {
+            return Err(err(format!(
+                "written by guidance `{}`, resumed with `{}`",
+                meta.guidance,
+                guidance.name()
+            )));
+        }
+        let tensors = Tensor::read_safetensors(path).map_err(|e| err(e.to_string()))?;
+        let find = |name: &str| {
+            tensors
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, t)| t.shallow_clone())
+                .ok_or_else(|| err(format!("missing tensor `{name}`")))
+        };
+        let mut config = meta.config.clone();
+        config.init_jitter = 0.0; // the saved points already include it
+        let mut d = Distiller::new(&meta.view, config, guidance, device)?;
+        d.config.init_jitter = meta.config.init_jitter;
+        {
+            let _g = tch::no_grad_guard();
+            for (name, t) in PARAM_NAMES.iter().zip(d.params.tensors()) {
+                let saved = find(&format!("params.{name}"))?;
+                if saved.size() != t.size() {
+                    return Err(err(format!(
+                        "params.{name} has shape {:?}, the run needs {:?}",
+                        saved.size(),
+                        t.size()
+                    )));
+                }
+                t.detach().copy_(&saved.to_device(device));
+            }
+        }
+        let mut moments = Vec::new();
+        for name in PARAM_NAMES {
+            moments.push((
+                find(&format!("adam.{name}.m"))?,
+                find(&format!("adam.{name}.v"))?,
+            ));
+        }
+        d.adam.set_moments(moments);
+        d.adam.t = meta.adam_t;
+        let g_state: Vec<(String, Tensor)> = tensors
+            .iter()
+            .filter_map(|(k, t)| {
+                k.strip_prefix("guidance.")
+                    .map(|k| (k.to_string(), t.to_device(device)))
+            })
+            .collect();
+        d.guidance.load_state(&g_state, &meta.guidance_scalars)?;
+        d.step = meta.step;
+        d.weights = meta.weights;
+        Ok(d)
+    }
+}

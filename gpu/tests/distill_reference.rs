@@ -1,0 +1,140 @@
+//! Reference-image teacher on CPU: SDS collapses onto few targets, VPSD spreads particles over
+//! them (four twemoji renders at 64 px; 4 particles from the same initial grid).
+
+use std::path::PathBuf;
+
+use vecdream_gpu::distill::{
+    DistillConfig, Distiller, ReferenceConfig, ReferenceGuidance, ReferenceMode, ReferenceTeacher,
+    demo_document,
+};
+use vecdream_gpu::tch::Device;
+
+fn shared() -> PathBuf {
+    std::env::var_os("VECDREAM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+/// Four visually distinct emoji: blue heart, yellow square, balloon, a winking face.
+const EMOJI: [&str; 4] = ["1f499", "1f7e8", "1f388", "1f643"];
+
+fn targets(size: u32) -> Vec<(u32, u32, Vec<u8>)> {
+    EMOJI
+        .iter()
+        .map(|name| {
+            let path = shared().join(format!("data/svg/twemoji/{name}.svg"));
+            let svg = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let img = vecdream_core::png::render_svg_str(&svg, size, size, &path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (img.width, img.height, img.data)
+        })
+        .collect()
+}
+
+struct Outcome {
+    nearest: Vec<usize>,
+    best_psnr: Vec<f64>,
+}
+
+fn run(mode: ReferenceMode, steps: usize, seed: u64) -> Outcome {
+    let teacher = ReferenceTeacher::from_rgba8(&targets(64), 64, Device::Cpu).unwrap();
+    let cells = std::env::var("VD_CELLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let doc = demo_document(cells, 64.0);
+    let guidance = ReferenceGuidance::new(
+        ReferenceTeacher::from_rgba8(&targets(64), 64, Device::Cpu).unwrap(),
+        ReferenceConfig {
+            mode,
+            resolution: 64,
+            ..ReferenceConfig::default()
+        },
+    );
+    let lr_points = std::env::var("VD_LRP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let lr_color = std::env::var("VD_LRC")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.02);
+    let mut config = DistillConfig {
+        seed,
+        steps,
+        particles: 4,
+        render_size: 64,
+        ..DistillConfig::default()
+    };
+    config.lr.points = lr_points;
+    config.lr.color = lr_color;
+    let mut d = Distiller::new(&doc.param_view(), config, Box::new(guidance), Device::Cpu).unwrap();
+    let t0 = std::time::Instant::now();
+    for _ in 0..steps {
+        let r = d.step().unwrap();
+        assert!(r.skipped.is_none(), "{r:?}");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let images = d.render().unwrap();
+    let psnr = teacher.psnr(&images);
+    let mut nearest = Vec::new();
+    let mut best_psnr = Vec::new();
+    for row in &psnr {
+        let (k, p) = row
+            .iter()
+            .enumerate()
+            .fold((0, f64::MIN), |b, (k, &p)| if p > b.1 { (k, p) } else { b });
+        nearest.push(k);
+        best_psnr.push(p);
+    }
+    println!(
+        "{mode:?}: {steps} steps in {secs:.1} s ({:.0} ms/it); nearest targets {nearest:?}, PSNR {:?}",
+        1000.0 * secs / steps as f64,
+        best_psnr
+            .iter()
+            .map(|p| (p * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+    println!("  PSNR matrix [particle][target]: {psnr:.1?}");
+    Outcome { nearest, best_psnr }
+}
+
+fn distinct(v: &[usize]) -> usize {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+#[test]
+fn reference_sds_collapses_and_vpsd_covers_the_targets() {
+    let steps = std::env::var("VD_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let sds = run(ReferenceMode::Sds, steps, 1);
+    let vpsd = run(ReferenceMode::Vpsd, steps, 1);
+    assert!(distinct(&sds.nearest) <= 2, "SDS reached {:?}", sds.nearest);
+    assert!(
+        distinct(&vpsd.nearest) >= 3,
+        "VPSD reached {:?}",
+        vpsd.nearest
+    );
+    for p in vpsd.best_psnr.iter().chain(&sds.best_psnr) {
+        assert!(
+            *p >= 20.0,
+            "a particle is only {p:.1} dB from its nearest target"
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn dump_targets_tmp() {
+    let mut out = Vec::new();
+    for (_, _, px) in targets(64) {
+        out.extend(px);
+    }
+    std::fs::write("/tmp/vd_targets.bin", out).unwrap();
+}

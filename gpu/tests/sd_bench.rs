@@ -1,0 +1,50 @@
+//! The UNet benchmark on the real SD1.5 / SD2.1-base architectures (random weights). Ignored by
+//! default (minutes on a CPU); `VECDREAM_BENCH_LATENT` (default 32) and `VECDREAM_BENCH_ITERS`
+//! (default 1) size it: `cargo test -p vecdream-gpu --release --test sd_bench -- --ignored --nocapture`.
+
+use vecdream_gpu::sd::UNet2DConditionConfig;
+use vecdream_gpu::sd::bench::{UNetBenchConfig, bench_unet};
+use vecdream_gpu::tch::{Device, Kind};
+
+fn env(name: &str, default: i64) -> i64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+#[ignore = "minutes on a CPU; run explicitly"]
+fn bench_unet_sd15_and_sd21() {
+    let device = vecdream_gpu::device::best_device();
+    let kind = if device.is_cuda() {
+        Kind::Half
+    } else {
+        Kind::Float
+    };
+    for (name, unet) in [
+        ("sd15", UNet2DConditionConfig::sd15()),
+        ("sd21", UNet2DConditionConfig::sd21_base()),
+    ] {
+        let c = UNetBenchConfig {
+            unet,
+            batch: 2,
+            latent: env("VECDREAM_BENCH_LATENT", 32),
+            iters: env("VECDREAM_BENCH_ITERS", 1) as usize,
+            device,
+            kind,
+            lora_rank: 4,
+        };
+        let r = bench_unet(&c, &mut |_| {}).expect("bench");
+        eprintln!(
+            "{name}: {:.1} M params, batch 2 × {}², {device:?} {kind:?}, threads {}: forward {:.0} ms, LoRA fwd+bwd {:.0} ms",
+            r.parameters as f64 / 1e6,
+            c.latent,
+            vecdream_gpu::tch::get_num_threads(),
+            r.forward_ms,
+            r.lora_fwd_bwd_ms.unwrap_or(f64::NAN)
+        );
+        assert!(r.finite, "{name}: non-finite output");
+        assert!(device != Device::Cpu || kind == Kind::Float);
+    }
+}
