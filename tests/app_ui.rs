@@ -31,6 +31,7 @@ fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
                     device_label: "CPU, test".into(),
                     torch_version: "2.11.0".into(),
                     persist: false,
+                    autostart_demo: false,
                 },
             )
         })

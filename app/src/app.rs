@@ -1,15 +1,24 @@
-//! The eframe application: menu bar, prompt panel, viewport, object tree and status bar.
+//! The eframe application: menu bar, prompt and run panel, live viewport, object tree, loss plot and
+//! status bar. Heavy work runs on the distillation worker thread; the UI polls its events every frame.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use vecdream_core::{Command, Document, Editor};
-use vecdream_ui::{PromptPanel, Selection, StatusInfo, TreePanel, Viewport};
+use vecdream_gpu::distill::{
+    self, DistillConfig, Event, GuidanceSpec, ReferenceMode, SdGuidanceConfig, SdMethod,
+    StartRequest, Worker,
+};
+use vecdream_ui::{
+    GuidanceMethod, LossPlot, ModelFolderStatus, PromptPanel, RunAction, RunPanel, RunStatus,
+    Selection, StatusInfo, TreePanel, Viewport,
+};
 
 use crate::dialogs::{DialogKind, FileDialogs, NativeDialogs};
 use crate::settings::Settings;
 
-/// Something the user asked for through the menu; applied after the frame is drawn.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Something the user asked for through the menu or a drop; applied after the frame is drawn.
+#[derive(Clone, Debug, PartialEq)]
 pub enum AppCommand {
     /// File → Open SVG…
     OpenSvg,
@@ -19,21 +28,10 @@ pub enum AppCommand {
     Export,
     /// File → Quit
     Quit,
-}
-
-/// The vecdream editor.
-pub struct VecdreamApp {
-    settings: Settings,
-    dialogs: Box<dyn FileDialogs>,
-    prompt: PromptPanel,
-    tree: TreePanel,
-    viewport: Viewport,
-    status: StatusInfo,
-    editor: Option<Editor>,
-    selection: Selection,
-    document_path: Option<PathBuf>,
-    pending: Vec<AppCommand>,
-    persist: bool,
+    /// Use this image as a reference for the reference-image teacher.
+    UseAsReference(PathBuf),
+    /// Vectorise this image into a new document.
+    Vectorize(PathBuf),
 }
 
 /// How the app is built: where its dialogs come from and what the status bar says about the runtime.
@@ -44,8 +42,10 @@ pub struct AppOptions {
     pub device_label: String,
     /// libtorch version for the status bar.
     pub torch_version: String,
-    /// Whether to load and save the user's settings (off in tests).
+    /// Whether to load and save settings and autosaves (off in tests).
     pub persist: bool,
+    /// Start the weight-free demo at launch when no model folder is set.
+    pub autostart_demo: bool,
 }
 
 impl Default for AppOptions {
@@ -56,26 +56,62 @@ impl Default for AppOptions {
             device_label: info.device_label(),
             torch_version: info.torch_version,
             persist: true,
+            autostart_demo: true,
         }
     }
 }
 
+/// The vecdream editor.
+pub struct VecdreamApp {
+    settings: Settings,
+    dialogs: Box<dyn FileDialogs>,
+    prompt: PromptPanel,
+    run_panel: RunPanel,
+    tree: TreePanel,
+    viewport: Viewport,
+    loss: LossPlot,
+    status: StatusInfo,
+    editor: Option<Editor>,
+    selection: Selection,
+    document_path: Option<PathBuf>,
+    pending: Vec<AppCommand>,
+    persist: bool,
+    worker: Worker,
+    run: RunStatus,
+    model: ModelFolderStatus,
+    references: Vec<(String, (u32, u32, Vec<u8>))>,
+    particle_docs: Vec<Document>,
+    dropped_image: Option<PathBuf>,
+    restore_offer: Option<PathBuf>,
+    last_autosave: Instant,
+    frame_times: Vec<f32>,
+    pending_edit: Option<bool>,
+    frames_received: usize,
+}
+
+/// Seconds between autosaves of the document.
+pub const AUTOSAVE_SECS: u64 = 30;
+
 impl VecdreamApp {
-    /// Builds the app.
-    pub fn new(_cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+    /// Builds the app and its worker thread.
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
         let settings = if options.persist {
             Settings::load()
         } else {
             Settings::default()
         };
-        Self {
+        let ctx = cc.egui_ctx.clone();
+        let worker = Worker::spawn_with_waker(Some(Box::new(move || ctx.request_repaint())));
+        let mut app = Self {
             prompt: PromptPanel {
                 settings: settings.prompt.clone(),
             },
             settings,
             dialogs: options.dialogs,
+            run_panel: RunPanel,
             tree: TreePanel::default(),
             viewport: Viewport::default(),
+            loss: LossPlot::default(),
             status: StatusInfo {
                 device: options.device_label,
                 torch_version: options.torch_version,
@@ -86,7 +122,28 @@ impl VecdreamApp {
             document_path: None,
             pending: Vec::new(),
             persist: options.persist,
+            worker,
+            run: RunStatus::default(),
+            model: ModelFolderStatus::default(),
+            references: Vec::new(),
+            particle_docs: Vec::new(),
+            dropped_image: None,
+            restore_offer: None,
+            last_autosave: Instant::now(),
+            frame_times: Vec::new(),
+            pending_edit: None,
+            frames_received: 0,
+        };
+        app.validate_model_folder();
+        if app.persist {
+            app.restore_offer = crate::autosave::crashed_session();
+            crate::autosave::mark_running();
         }
+        if options.autostart_demo && app.restore_offer.is_none() && app.model.folder.is_none() {
+            app.prompt.settings.method = GuidanceMethod::Reference;
+            app.start_run(&cc.egui_ctx);
+        }
+        app
     }
 
     /// The open document, if any.
@@ -99,50 +156,41 @@ impl VecdreamApp {
         &self.selection
     }
 
-    /// Applies edit commands through the document's undo history, then refreshes the view. Errors go to
-    /// the status bar; a failed command changes nothing.
-    pub fn apply_commands(&mut self, ctx: &egui::Context, commands: Vec<Command>) {
-        let Some(editor) = &mut self.editor else {
-            return;
-        };
-        if commands.is_empty() {
-            return;
-        }
-        for command in commands {
-            if let Err(e) = editor.apply(command) {
-                self.status.message = Some(format!("Edit refused: {e}"));
-            }
-        }
-        self.refresh(ctx);
+    /// The run's status.
+    pub fn run_status(&self) -> &RunStatus {
+        &self.run
     }
 
-    /// Undoes the last edit (Ctrl+Z).
-    pub fn undo(&mut self, ctx: &egui::Context) {
-        if self.editor.as_mut().is_some_and(Editor::undo) {
-            self.refresh(ctx);
-        }
+    /// Texture ids of the particle pictures in the viewport.
+    pub fn frame_ids(&self) -> Vec<egui::TextureId> {
+        self.viewport.frame_ids()
     }
 
-    /// Redoes the last undone edit (Ctrl+Shift+Z).
-    pub fn redo(&mut self, ctx: &egui::Context) {
-        if self.editor.as_mut().is_some_and(Editor::redo) {
-            self.refresh(ctx);
-        }
-    }
-
-    /// Re-renders the preview after the document changed, and drops selected ids that no longer exist.
-    fn refresh(&mut self, ctx: &egui::Context) {
-        let Some(editor) = &self.editor else {
-            return;
-        };
-        let doc = editor.document().clone();
-        self.selection.retain(|id| doc.meta(id).is_some());
-        self.show_document_frame(ctx, &doc);
+    /// Number of particle frames received from the worker since launch.
+    pub fn frames_received(&self) -> usize {
+        self.frames_received
     }
 
     /// The prompt panel's settings.
     pub fn prompt_settings(&self) -> &vecdream_ui::PromptSettings {
         &self.prompt.settings
+    }
+
+    /// Mutable prompt settings (scripts and tests).
+    pub fn prompt_settings_mut(&mut self) -> &mut vecdream_ui::PromptSettings {
+        &mut self.prompt.settings
+    }
+
+    /// Number of reference images chosen.
+    pub fn reference_count(&self) -> usize {
+        self.references.len()
+    }
+
+    /// Median UI frame time in ms over the last frames (for the metrics panel and tests).
+    pub fn median_frame_ms(&self) -> Option<f32> {
+        let mut v = self.frame_times.clone();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
     }
 
     /// Replaces the status message.
@@ -158,6 +206,282 @@ impl VecdreamApp {
     /// Whether the viewport shows a frame.
     pub fn viewport_has_frame(&self) -> bool {
         self.viewport.has_frame()
+    }
+
+    /// Sends the worker a command (scripts and tests); false when the worker is gone.
+    pub fn send_to_worker(&self, command: distill::Command) -> bool {
+        self.worker.send(command)
+    }
+
+    /// Applies edit commands through the document's undo history, then refreshes the view and tells a
+    /// running worker. Errors go to the status bar; a failed command changes nothing.
+    pub fn apply_commands(&mut self, ctx: &egui::Context, commands: Vec<Command>) {
+        let Some(editor) = &mut self.editor else {
+            return;
+        };
+        if commands.is_empty() {
+            return;
+        }
+        for command in commands {
+            if let Err(e) = editor.apply(command) {
+                self.status.message = Some(format!("Edit refused: {e}"));
+            }
+        }
+        self.document_changed(ctx);
+    }
+
+    /// Undoes the last edit (Ctrl+Z).
+    pub fn undo(&mut self, ctx: &egui::Context) {
+        if self.editor.as_mut().is_some_and(Editor::undo) {
+            self.document_changed(ctx);
+        }
+    }
+
+    /// Redoes the last undone edit (Ctrl+Shift+Z).
+    pub fn redo(&mut self, ctx: &egui::Context) {
+        if self.editor.as_mut().is_some_and(Editor::redo) {
+            self.document_changed(ctx);
+        }
+    }
+
+    /// After an edit: refresh the picture and send the document to a running worker, so locks and
+    /// edits apply from the next step on.
+    fn document_changed(&mut self, ctx: &egui::Context) {
+        let Some(editor) = &self.editor else {
+            return;
+        };
+        let doc = editor.document().clone();
+        self.selection.retain(|id| doc.meta(id).is_some());
+        if self.run.active {
+            self.worker
+                .send(distill::Command::ReplaceDocument(Box::new(doc.clone())));
+        }
+        if !self.run.active || self.run.paused {
+            self.show_document_frame(ctx, &doc);
+        }
+    }
+
+    fn validate_model_folder(&mut self) {
+        let folder = self.settings.effective_model_folder();
+        self.model = ModelFolderStatus {
+            folder: folder.as_ref().map(|f| f.display().to_string()),
+            verdict: folder.as_deref().map(crate::model_folder::inspect),
+        };
+    }
+
+    /// Starts a run with the prompt panel's settings: Stable Diffusion guidance when a valid model
+    /// folder is set, else the reference-image teacher (the chosen references or the bundled demo).
+    pub fn start_run(&mut self, ctx: &egui::Context) {
+        let s = self.prompt.settings.clone();
+        let device = vecdream_gpu::device::best_device();
+        let request = if s.method == GuidanceMethod::Reference {
+            let images: Vec<_> = if self.references.is_empty() {
+                crate::demo::demo_images(64)
+            } else {
+                self.references.iter().map(|(_, img)| img.clone()).collect()
+            };
+            let mut request = distill::demo_start_request(images, device);
+            if let Some(doc) = self.document() {
+                request.document = doc.clone();
+            }
+            request.config.particles = s.particles.max(1) as usize;
+            request.config.steps = s.steps.max(1) as usize;
+            request.config.seed = s.seed;
+            if let GuidanceSpec::Reference { config, .. } = &mut request.guidance {
+                config.mode = if s.particles > 1 {
+                    ReferenceMode::Vpsd
+                } else {
+                    ReferenceMode::Sds
+                };
+            }
+            request
+        } else {
+            let Some(Ok(_)) = &self.model.verdict else {
+                let why = match &self.model.verdict {
+                    Some(Err(why)) => why.clone(),
+                    _ => "no model folder is set".into(),
+                };
+                self.status.message = Some(format!(
+                    "Cannot start {}: {why}. Remedy: choose a diffusers Stable Diffusion folder \
+                     (Model folder → Choose…) or pick \"Reference images\", which needs no weights.",
+                    s.method.label()
+                ));
+                return;
+            };
+            let Some(model_dir) = self.settings.effective_model_folder() else {
+                return;
+            };
+            let method = match s.method {
+                GuidanceMethod::Sds => SdMethod::Sds,
+                GuidanceMethod::Esd => SdMethod::Esd,
+                GuidanceMethod::Csd => SdMethod::Csd,
+                _ => SdMethod::Vpsd,
+            };
+            let sd = SdGuidanceConfig {
+                model_dir,
+                method,
+                prompt: s.prompt.clone(),
+                negative_prompt: s.negative_prompt.clone(),
+                cfg: s.cfg as f64,
+                ..SdGuidanceConfig::default()
+            };
+            let config = DistillConfig {
+                steps: s.steps.max(1) as usize,
+                particles: s.particles.max(1) as usize,
+                seed: s.seed,
+                ..DistillConfig::default()
+            };
+            let document = match self.document() {
+                Some(doc) => doc.clone(),
+                None => distill::demo_document(16, config.render_size as f64),
+            };
+            StartRequest::new(
+                document,
+                config,
+                GuidanceSpec::StableDiffusion(Box::new(sd)),
+                device,
+            )
+        };
+        if self.editor.is_none() {
+            self.editor = Some(Editor::new(request.document.clone()));
+        }
+        self.loss.clear();
+        self.viewport.truncate_particles(request.config.particles);
+        self.run = RunStatus {
+            active: true,
+            total: request.config.steps,
+            guidance: "starting…".into(),
+            ..RunStatus::default()
+        };
+        if !self.worker.send(distill::Command::Start(Box::new(request))) {
+            self.run.active = false;
+            self.status.message = Some("Error: the worker thread is gone; restart vecdream".into());
+        }
+        ctx.request_repaint();
+    }
+
+    fn run_action(&mut self, ctx: &egui::Context, action: RunAction) {
+        match action {
+            RunAction::Start => self.start_run(ctx),
+            RunAction::Pause => {
+                self.worker.send(distill::Command::Pause);
+            }
+            RunAction::Resume => {
+                self.worker.send(distill::Command::Resume);
+            }
+            RunAction::Step => {
+                self.worker.send(distill::Command::Step(1));
+            }
+            RunAction::Stop => {
+                self.worker.send(distill::Command::Stop);
+            }
+            RunAction::ChooseModelFolder => {
+                if let Some(dir) = self.dialogs.pick(DialogKind::ModelFolder) {
+                    self.settings.model_folder = Some(dir);
+                    self.validate_model_folder();
+                }
+            }
+        }
+    }
+
+    /// Applies the worker's events; returns whether anything arrived.
+    fn poll_worker(&mut self, ctx: &egui::Context) -> bool {
+        let events = self.worker.drain();
+        let any = !events.is_empty();
+        for event in events {
+            self.on_event(ctx, event);
+        }
+        any
+    }
+
+    fn on_event(&mut self, ctx: &egui::Context, event: Event) {
+        match event {
+            Event::Started {
+                guidance,
+                particles,
+                step,
+                total_steps,
+                ..
+            } => {
+                self.run.active = true;
+                self.run.paused = false;
+                self.run.step = step;
+                self.run.total = total_steps;
+                self.run.guidance = guidance;
+                self.viewport.truncate_particles(particles);
+            }
+            Event::Frame { frame, .. } => {
+                self.frames_received += 1;
+                let image = egui::ColorImage::from_rgba_unmultiplied(
+                    [frame.width, frame.height],
+                    &frame.rgba,
+                );
+                self.viewport.set_particle_frame(ctx, frame.particle, image);
+            }
+            Event::Losses { step, loss, .. } => self.loss.push(step, loss),
+            Event::Progress {
+                step,
+                total,
+                it_per_s,
+                eta_secs,
+            } => {
+                self.run.step = step;
+                self.run.total = total;
+                self.run.it_per_s = it_per_s;
+                self.run.eta_secs = eta_secs;
+            }
+            Event::StepSkipped { step, reason } => {
+                self.status.message = Some(format!("Step {step} skipped: {reason}"));
+            }
+            Event::Snapshot { documents, .. } => self.take_particles(documents),
+            Event::Paused { step } => {
+                self.run.paused = true;
+                self.run.step = step;
+            }
+            Event::Resumed { step } => {
+                self.run.paused = false;
+                self.run.step = step;
+            }
+            Event::Finished { step, documents } => {
+                self.run.paused = true;
+                self.run.step = step;
+                self.take_particles(documents);
+                self.status.message = Some(format!("Finished after {step} steps"));
+            }
+            Event::Stopped { step, documents } => {
+                self.run.active = false;
+                self.run.step = step;
+                self.take_particles(documents);
+                self.status.message = Some(format!("Stopped after {step} steps"));
+            }
+            Event::CheckpointSaved { path } => {
+                self.status.message = Some(format!("Checkpoint saved: {}", path.display()));
+            }
+            Event::Warning { message } => self.status.message = Some(format!("Warning: {message}")),
+            Event::Error { message } => {
+                self.run.active = false;
+                let remedy = if message.contains("out of memory") {
+                    " Remedy: fewer particles or a smaller size."
+                } else {
+                    ""
+                };
+                self.status.message = Some(format!("Error: {message}.{remedy}"));
+            }
+        }
+    }
+
+    /// The optimiser's particles: the active one becomes the working document (no undo step).
+    fn take_particles(&mut self, documents: Vec<Document>) {
+        if documents.is_empty() {
+            return;
+        }
+        let i = self.viewport.active_particle.min(documents.len() - 1);
+        let doc = documents[i].clone();
+        match &mut self.editor {
+            Some(editor) => editor.replace_untracked(doc),
+            None => self.editor = Some(Editor::new(doc)),
+        }
+        self.particle_docs = documents;
     }
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
@@ -177,6 +501,14 @@ impl VecdreamApp {
                     self.pending.push(AppCommand::Quit);
                 }
             });
+            ui.menu_button("Edit", |ui| {
+                if ui.button("Undo").clicked() {
+                    self.pending_edit = Some(false);
+                }
+                if ui.button("Redo").clicked() {
+                    self.pending_edit = Some(true);
+                }
+            });
         });
     }
 
@@ -189,14 +521,44 @@ impl VecdreamApp {
             }
             AppCommand::OpenImage => {
                 if let Some(path) = self.dialogs.pick(DialogKind::OpenImage) {
-                    self.status.message = Some(format!(
-                        "{}: image vectorising arrives with the vectoriser",
-                        path.display()
-                    ));
+                    self.dropped_image = Some(path);
                 }
             }
             AppCommand::Export => self.export(),
             AppCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            AppCommand::UseAsReference(path) => self.add_reference(&path),
+            AppCommand::Vectorize(path) => self.vectorize(ctx, &path),
+        }
+    }
+
+    /// Adds an image to the reference set and switches the guidance to the reference teacher.
+    pub fn add_reference(&mut self, path: &Path) {
+        match crate::io::load_image_rgba(path, 64) {
+            Ok(img) => {
+                let name = path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                self.references.push((name.clone(), img));
+                self.prompt.settings.method = GuidanceMethod::Reference;
+                self.status.message = Some(format!(
+                    "Reference image {name} added ({} in all); press Start",
+                    self.references.len()
+                ));
+            }
+            Err(e) => self.status.message = Some(format!("Error: {e:#}")),
+        }
+    }
+
+    fn vectorize(&mut self, ctx: &egui::Context, path: &Path) {
+        match crate::io::vectorize_quick(path) {
+            Ok(doc) => {
+                self.show_document_frame(ctx, &doc);
+                self.editor = Some(Editor::new(doc));
+                self.selection.clear();
+                self.status.message = Some(format!("Vectorised {}", path.display()));
+            }
+            Err(e) => self.status.message = Some(format!("Error: {e:#}")),
         }
     }
 
@@ -204,6 +566,9 @@ impl VecdreamApp {
     pub fn open_svg(&mut self, ctx: &egui::Context, path: &Path) {
         match crate::io::load_svg(path) {
             Ok(doc) => {
+                if self.run.active {
+                    self.worker.send(distill::Command::Stop);
+                }
                 self.show_document_frame(ctx, &doc);
                 self.status.message = Some(format!("Opened {}", path.display()));
                 self.editor = Some(Editor::new(doc));
@@ -220,8 +585,9 @@ impl VecdreamApp {
             Ok(rgba) => {
                 let image =
                     egui::ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &rgba);
-                self.viewport.canvas = egui::vec2(w as f32, h as f32);
-                self.viewport.set_frame(ctx, image);
+                self.viewport.canvas = egui::vec2(doc.width as f32, doc.height as f32);
+                self.viewport
+                    .set_particle_frame(ctx, self.viewport.active_particle, image);
             }
             Err(e) => self.status.message = Some(format!("Error: {e}")),
         }
@@ -238,19 +604,152 @@ impl VecdreamApp {
         };
         self.status.message = Some(match crate::io::export(&doc, &path) {
             Ok(()) => format!("Exported {}", path.display()),
-            Err(e) => format!("Error: {e}"),
+            Err(e) => format!("Error: {e:#}"),
         });
+    }
+
+    /// Files and text dropped on the window: SVG opens, an image asks "vectorise or reference", text
+    /// becomes the prompt.
+    fn handle_drops(&mut self, ctx: &egui::Context) {
+        let (files, text) = ctx.input(|i| {
+            let text: Vec<String> = i
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::Paste(t) if !ctx.egui_wants_keyboard_input() => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            (i.raw.dropped_files.clone(), text)
+        });
+        for file in files {
+            let path = file.path().to_path_buf();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            match ext.as_deref() {
+                Some("svg" | "svgz") => self.open_svg(ctx, &path),
+                Some("png" | "jpg" | "jpeg") => self.dropped_image = Some(path),
+                Some("txt") => match file.bytes() {
+                    Ok(bytes) => {
+                        self.prompt.settings.prompt =
+                            String::from_utf8_lossy(&bytes).trim().to_string();
+                    }
+                    Err(e) => {
+                        self.status.message =
+                            Some(format!("Error: {}: cannot read: {e}", path.display()));
+                    }
+                },
+                _ => {
+                    self.status.message = Some(format!(
+                        "{}: cannot open this kind of file (expected .svg, .png, .jpg or .txt)",
+                        path.display()
+                    ))
+                }
+            }
+        }
+        if let Some(t) = text.into_iter().last() {
+            self.prompt.settings.prompt = t.trim().to_string();
+        }
+    }
+
+    fn dialogs_ui(&mut self, ctx: &egui::Context) {
+        if let Some(path) = self.dropped_image.clone() {
+            let mut close = false;
+            egui::Window::new("Image")
+                .collapsible(false)
+                .resizable(false)
+                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+                .show(ctx, |ui| {
+                    ui.label(format!("What should vecdream do with {}?", path.display()));
+                    ui.horizontal(|ui| {
+                        if ui.button("Vectorise").clicked() {
+                            self.pending.push(AppCommand::Vectorize(path.clone()));
+                            close = true;
+                        }
+                        if ui.button("Use as reference").clicked() {
+                            self.pending.push(AppCommand::UseAsReference(path.clone()));
+                            close = true;
+                        }
+                        if ui.button("Cancel").clicked() {
+                            close = true;
+                        }
+                    });
+                });
+            if close {
+                self.dropped_image = None;
+            }
+        }
+        if let Some(path) = self.restore_offer.clone() {
+            egui::Window::new("Restore")
+                .collapsible(false)
+                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+                .show(ctx, |ui| {
+                    ui.label("vecdream did not close properly last time. Restore the autosaved document?");
+                    ui.horizontal(|ui| {
+                        if ui.button("Restore").clicked() {
+                            self.open_svg(ctx, &path);
+                            self.restore_offer = None;
+                        }
+                        if ui.button("Discard").clicked() {
+                            self.restore_offer = None;
+                        }
+                    });
+                });
+        }
+    }
+
+    fn autosave(&mut self) {
+        self.last_autosave = Instant::now();
+        if !self.persist {
+            return;
+        }
+        if let Some(doc) = self.document()
+            && let Err(e) = crate::autosave::save(doc)
+        {
+            tracing::warn!("autosave failed: {e:#}");
+        }
     }
 }
 
 impl eframe::App for VecdreamApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.poll_worker(&ctx);
+        self.handle_drops(&ctx);
+
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status.ui(ui));
-        egui::Panel::left("prompt_panel")
+        let run_action = egui::Panel::left("prompt_panel")
             .resizable(true)
-            .default_size(280.0)
-            .show(ui, |ui| self.prompt.ui(ui));
+            .default_size(290.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .show(ui, |ui| {
+                        self.prompt.ui(ui);
+                        let action = self.run_panel.ui(ui, &self.run, &self.model);
+                        ui.separator();
+                        if !self.references.is_empty() {
+                            ui.label(format!(
+                                "Reference images: {}",
+                                self.references
+                                    .iter()
+                                    .map(|(n, _)| n.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        self.loss.ui(ui);
+                        if let Some(ms) = self.median_frame_ms() {
+                            ui.weak(format!("UI frame {ms:.1} ms"));
+                        }
+                        action
+                    })
+                    .inner
+            })
+            .inner;
         let tree = egui::Panel::right("object_tree")
             .resizable(true)
             .default_size(260.0)
@@ -258,12 +757,36 @@ impl eframe::App for VecdreamApp {
                 let doc = self.editor.as_ref().map(Editor::document);
                 self.tree.ui(ui, doc, &mut self.selection)
             });
-        let edits = tree.inner;
-        egui::CentralPanel::default().show(ui, |ui| {
-            self.viewport.ui(ui);
+        let mut edits = tree.inner;
+        let view = egui::CentralPanel::default().show(ui, |ui| {
+            let doc = self.editor.as_ref().map(Editor::document);
+            self.viewport.ui(ui, doc, &mut self.selection)
         });
-        let ctx = ui.ctx().clone();
+        let view = view.inner;
+        if let Some(i) = view.picked_particle
+            && let Some(doc) = self.particle_docs.get(i).cloned()
+        {
+            if let Some(editor) = &mut self.editor {
+                editor.replace_untracked(doc);
+            }
+        }
+        if view.begin_gesture
+            && let Some(editor) = &mut self.editor
+        {
+            editor.begin_transaction();
+        }
+        edits.extend(view.commands);
         self.apply_commands(&ctx, edits);
+        if view.end_gesture
+            && let Some(editor) = &mut self.editor
+        {
+            editor.commit_transaction();
+        }
+        self.dialogs_ui(&ctx);
+
+        if let Some(action) = run_action {
+            self.run_action(&ctx, action);
+        }
         let (undo, redo) = ctx.input_mut(|i| {
             let redo = i.consume_key(
                 egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
@@ -272,13 +795,27 @@ impl eframe::App for VecdreamApp {
             let undo = i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z);
             (undo, redo)
         });
-        if redo {
-            self.redo(&ctx);
-        } else if undo {
-            self.undo(&ctx);
+        match self.pending_edit.take() {
+            Some(true) => self.redo(&ctx),
+            Some(false) => self.undo(&ctx),
+            None if redo => self.redo(&ctx),
+            None if undo => self.undo(&ctx),
+            None => {}
         }
         for command in std::mem::take(&mut self.pending) {
             self.run_command(&ctx, command);
+        }
+        if self.last_autosave.elapsed() >= Duration::from_secs(AUTOSAVE_SECS) {
+            self.autosave();
+        }
+        if self.run.active && !self.run.paused {
+            // Keep polling while the worker runs (its waker also requests repaints).
+            ctx.request_repaint_after(Duration::from_millis(33));
+        }
+        self.frame_times
+            .push(frame_start.elapsed().as_secs_f32() * 1000.0);
+        if self.frame_times.len() > 120 {
+            self.frame_times.remove(0);
         }
     }
 
@@ -289,6 +826,15 @@ impl eframe::App for VecdreamApp {
         self.settings.prompt = self.prompt.settings.clone();
         if let Err(e) = self.settings.save() {
             tracing::warn!("cannot save settings: {e}");
+        }
+        self.autosave();
+    }
+
+    fn on_exit(&mut self) {
+        self.worker.send(distill::Command::Shutdown);
+        if self.persist {
+            self.autosave();
+            crate::autosave::mark_clean_exit();
         }
     }
 }

@@ -12,6 +12,8 @@ pub enum DialogKind {
     OpenImage,
     /// Choose where to export the document.
     Export,
+    /// Choose a Stable Diffusion model folder (diffusers layout).
+    ModelFolder,
 }
 
 impl DialogKind {
@@ -20,6 +22,7 @@ impl DialogKind {
             Self::OpenSvg => "Open SVG",
             Self::OpenImage => "Open image",
             Self::Export => "Export",
+            Self::ModelFolder => "Choose a Stable Diffusion model folder",
         }
     }
 
@@ -27,11 +30,8 @@ impl DialogKind {
         match self {
             Self::OpenSvg => &[("SVG", &["svg"])],
             Self::OpenImage => &[("Images", &["png", "jpg", "jpeg"])],
-            Self::Export => &[
-                ("SVG", &["svg"]),
-                ("PNG", &["png"]),
-                ("glTF binary", &["glb"]),
-            ],
+            Self::Export => &[("SVG", &["svg"]), ("PNG", &["png"])],
+            Self::ModelFolder => &[],
         }
     }
 }
@@ -54,6 +54,7 @@ impl FileDialogs for NativeDialogs {
         }
         match kind {
             DialogKind::Export => dialog.save_file(),
+            DialogKind::ModelFolder => dialog.pick_folder(),
             DialogKind::OpenSvg | DialogKind::OpenImage => dialog.pick_file(),
         }
     }

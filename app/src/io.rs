@@ -72,6 +72,27 @@ pub fn export(doc: &Document, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads a PNG or JPEG (any colour type) as straight RGBA8 with its longer side `size` pixels.
+/// Errors name the file.
+pub fn load_image_rgba(path: &Path, size: u32) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
+        .decode()
+        .map_err(|e| {
+            anyhow::anyhow!("{}: not a readable PNG or JPEG image: {e}", path.display())
+        })?;
+    let img = img
+        .resize(size, size, image::imageops::FilterType::Triangle)
+        .to_rgba8();
+    Ok((img.width(), img.height(), img.into_raw()))
+}
+
+/// Vectorises an image into a layered document with the default settings.
+pub fn vectorize_quick(path: &Path) -> anyhow::Result<Document> {
+    anyhow::bail!("{}: vectorising is not wired yet", path.display())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,12 @@
 //! tests drive the same code.
 
 pub mod app;
+pub mod autosave;
 pub mod cli;
+pub mod demo;
 pub mod dialogs;
 pub mod io;
+pub mod model_folder;
 pub mod settings;
 
 pub use app::VecdreamApp;

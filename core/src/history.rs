@@ -45,6 +45,14 @@ impl Editor {
         &self.doc
     }
 
+    /// Replaces the current document without recording an undo step (the optimiser's snapshots).
+    /// Existing undo steps stay valid: each restores a whole earlier document. An open
+    /// transaction is cancelled.
+    pub fn replace_untracked(&mut self, doc: Document) {
+        self.transaction = None;
+        self.doc = doc;
+    }
+
     /// Gives up the history and returns the document.
     pub fn into_document(self) -> Document {
         self.doc

@@ -5,5 +5,6 @@ pub mod device;
 pub mod distill;
 pub mod raster;
 pub mod sd;
+pub mod vectorize;
 
 pub use tch;

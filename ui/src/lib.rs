@@ -3,14 +3,18 @@
 //! Widgets here only use `egui` and `vecdream-core` (never torch): they show state and return commands; the
 //! app applies the commands and talks to the worker.
 
+pub mod loss_plot;
 pub mod prompt_panel;
+pub mod run_panel;
 pub mod selection;
 pub mod status_bar;
 pub mod tree_panel;
 pub mod viewport;
 
+pub use loss_plot::LossPlot;
 pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
+pub use run_panel::{ModelFolderStatus, RunAction, RunPanel, RunStatus};
 pub use selection::Selection;
 pub use status_bar::StatusInfo;
 pub use tree_panel::TreePanel;
-pub use viewport::Viewport;
+pub use viewport::{Viewport, ViewportOutput};

@@ -1,0 +1,223 @@
+//! The editor's main flows on the real app (egui_kittest + wgpu on lavapipe), with the real worker
+//! running the weight-free reference-image teacher on the CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use vecdream::app::VecdreamApp;
+use vecdream::app::app::AppOptions;
+use vecdream::app::dialogs::ScriptedDialogs;
+use vecdream::core::NodeId;
+use vecdream::ui::GuidanceMethod;
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            VecdreamApp::new(
+                cc,
+                AppOptions {
+                    dialogs: Box::new(ScriptedDialogs {
+                        answers: answers.into(),
+                        ..Default::default()
+                    }),
+                    device_label: "CPU, test".into(),
+                    torch_version: "2.11.0".into(),
+                    persist: false,
+                    autostart_demo: false,
+                },
+            )
+        })
+}
+
+/// Steps the UI until `cond` holds (the worker runs on its own thread), failing after 180 s.
+fn wait_until(h: &mut Harness<'_, VecdreamApp>, what: &str, cond: impl Fn(&VecdreamApp) -> bool) {
+    let start = Instant::now();
+    while !cond(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "timed out waiting for {what}; status: {:?}",
+            h.state().status_message()
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A shape's id and its optimised numbers: control points and fill (as text, exact to the bit).
+fn shape_state(app: &VecdreamApp, name: &str) -> (NodeId, (Vec<(f64, f64)>, String)) {
+    let doc = app.document().expect("a document");
+    let entry = doc
+        .shape_entries()
+        .into_iter()
+        .find(|e| e.shape.meta.name == name)
+        .unwrap_or_else(|| panic!("no shape named {name}"));
+    let pts = entry
+        .shape
+        .subpaths
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| (p.x, p.y)))
+        .collect();
+    (
+        entry.shape.meta.id,
+        (pts, format!("{:?}", entry.shape.fill)),
+    )
+}
+
+#[test]
+fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
+    let mut h = harness(vec![]);
+    {
+        let s = h.state_mut().prompt_settings_mut();
+        s.method = GuidanceMethod::Reference;
+        s.particles = 2;
+        s.steps = 100_000;
+    }
+    h.run();
+    h.get_by_label("Start").click();
+    wait_until(&mut h, "frames of both particles", |a| {
+        a.frame_ids().len() == 2 && a.frames_received() >= 4 && a.run_status().step >= 2
+    });
+    h.get_by_label("Pause").click();
+    wait_until(&mut h, "the pause", |a| a.run_status().paused);
+    let paused_at = h.state().run_status().step;
+
+    // Lock one cell in the tree; it is sent to the worker before the next step.
+    h.get_by_label("Lock cell 15,15").click();
+    h.run();
+    let (locked_id, locked_before) = shape_state(h.state(), "cell 15,15");
+    assert!(
+        h.state()
+            .document()
+            .unwrap()
+            .meta(locked_id)
+            .unwrap()
+            .locked
+    );
+    let (_, free_before) = shape_state(h.state(), "cell 8,8");
+
+    for _ in 0..3 {
+        h.get_by_label("Step").click();
+        h.run();
+    }
+    wait_until(&mut h, "three single steps", |a| {
+        a.run_status().step == paused_at + 3 && a.run_status().paused
+    });
+    h.get_by_label("Stop").click();
+    wait_until(&mut h, "the stop", |a| !a.run_status().active);
+    let (_, locked_after) = shape_state(h.state(), "cell 15,15");
+    let (_, free_after) = shape_state(h.state(), "cell 8,8");
+    assert_eq!(locked_before, locked_after, "the locked shape moved");
+    assert_ne!(
+        free_before,
+        free_after,
+        "an unlocked shape should have moved; status: {:?}",
+        h.state().status_message()
+    );
+    assert!(h.state().median_frame_ms().is_some());
+}
+
+#[test]
+fn edits_undo_and_redo_with_the_keyboard() {
+    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let mut h = harness(vec![svg]);
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Open SVG…").click();
+    h.run();
+    let name = "path 3";
+    let hidden = |a: &VecdreamApp| {
+        let doc = a.document().unwrap();
+        doc.shape_entries()
+            .into_iter()
+            .find(|e| e.shape.meta.name == name)
+            .unwrap()
+            .hidden
+    };
+    h.get_by_label(&format!("Visible {name}")).click();
+    h.run();
+    assert!(hidden(h.state()));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert!(!hidden(h.state()), "undo shows it again");
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run();
+    assert!(hidden(h.state()), "redo hides it again");
+}
+
+#[test]
+fn dropped_files_open_svgs_and_add_references() {
+    let shared = vecdream::core::testing::shared_data_dir();
+    let mut h = harness(vec![]);
+    h.run();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(shared.join("svg/tabler/beer.svg"))));
+    h.run();
+    let shapes = h.state().document().map(|d| d.shape_count());
+    assert!(shapes.is_some_and(|n| n > 0), "the dropped SVG opened");
+
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(shared.join("images/coffee.png"))));
+    h.run();
+    h.get_by_label("Use as reference").click();
+    h.run();
+    assert_eq!(h.state().reference_count(), 1);
+    assert_eq!(
+        h.state().prompt_settings().method,
+        GuidanceMethod::Reference
+    );
+
+    let bad = Path::new(env!("CARGO_TARGET_TMPDIR")).join("notes.xyz");
+    std::fs::write(&bad, "x").unwrap();
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad)));
+    h.run();
+    let msg = h.state().status_message().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("notes.xyz") && msg.contains("expected"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn export_svg_through_the_dialog_and_reimport() {
+    let shared = vecdream::core::testing::shared_data_dir();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("editor_export.svg");
+    let _ = std::fs::remove_file(&out);
+    let mut h = harness(vec![shared.join("svg/twemoji/1f404.svg"), out.clone()]);
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Open SVG…").click();
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Export…").click();
+    h.run();
+    let reimported = vecdream::core::import_svg(&out).expect("the export re-imports");
+    let original = h.state().document().unwrap();
+    assert_eq!(reimported.document.shape_count(), original.shape_count());
+    assert_eq!(reimported.document.objects.len(), original.objects.len());
+}
