@@ -206,3 +206,52 @@ fn txt2img_with_a_missing_model_names_the_folder() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/model/here"), "{err}");
 }
+
+#[test]
+fn generate_from_reference_images_writes_particles_and_resumes() {
+    let dir = scratch("generate");
+    let refs = [
+        shared("svg/twemoji/1f499.svg"),
+        shared("svg/twemoji/1f7e8.svg"),
+    ];
+    let out = dir.join("run");
+    let args = |steps: &str| {
+        vec![
+            "generate".to_string(),
+            "--reference".into(),
+            refs[0].display().to_string(),
+            refs[1].display().to_string(),
+            "--particles".into(),
+            "2".into(),
+            "--steps".into(),
+            steps.into(),
+            "--size".into(),
+            "32".into(),
+            "--cells".into(),
+            "4".into(),
+            "--seed".into(),
+            "3".into(),
+            "-o".into(),
+            out.display().to_string(),
+        ]
+    };
+    let a: Vec<String> = args("6");
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    for f in ["loss.csv"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let svgs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+        .collect();
+    assert_eq!(svgs.len(), 2, "one SVG per particle");
+    let rows = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert!(rows.lines().count() >= 6, "{rows}");
+    // Resume to 10 steps: the loss log continues.
+    let mut b: Vec<String> = args("10");
+    b.push("--resume".into());
+    ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    let rows2 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert!(rows2.lines().count() > rows.lines().count(), "{rows2}");
+}

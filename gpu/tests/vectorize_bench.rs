@@ -28,7 +28,11 @@ fn vectorize_bench_shared_images() {
     println!(
         "| image | init dB | init s | dB | SSIM | paths | segments | bytes | s | s to init+1 dB |"
     );
+    let only = std::env::var("VECDREAM_VEC_ONLY").unwrap_or_default();
     for f in files {
+        if !f.to_string_lossy().contains(&only) {
+            continue;
+        }
         let r = bench_file(&f, 256, &cfg).unwrap();
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {:.1} | {} |",

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod document;
+pub mod generate;
 pub mod progress;
 pub mod raster;
 pub mod sd;
@@ -28,6 +29,10 @@ pub enum Command {
     Info(document::InfoArgs),
     /// Write an SVG normalised and grouped (objects → components → shapes).
     Convert(document::ConvertArgs),
+    /// Distil vector particles from a prompt (SDS/VPSD/ESD/CSD, needs --model) or reference images.
+    Generate(generate::GenerateArgs),
+    /// Edit an SVG toward a new prompt against its source prompt (delta denoising score).
+    Edit(generate::EditArgs),
     /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
     Txt2img(sd::Txt2ImgArgs),
     /// Benchmarks.
@@ -42,6 +47,8 @@ pub enum BenchCommand {
     Raster(raster::BenchRasterArgs),
     /// Stable Diffusion UNet (SD1.5 / SD2.1-base architecture): forward and LoRA forward+backward.
     Unet(sd::BenchUnetArgs),
+    /// Score distillation: seconds per iteration (reference teacher on CPU; SD 2.1-base with --sd-tokenizer).
+    Distill(generate::BenchDistillArgs),
 }
 
 impl Command {
@@ -52,9 +59,12 @@ impl Command {
             Command::Render(args) => document::render(&args),
             Command::Info(args) => document::info(&args),
             Command::Convert(args) => document::convert(&args),
+            Command::Generate(args) => generate::run(args),
+            Command::Edit(args) => generate::run_edit(args),
             Command::Txt2img(args) => sd::txt2img(&args),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
+            Command::Bench(BenchCommand::Distill(args)) => generate::bench(&args),
         }
     }
 }

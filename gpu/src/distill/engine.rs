@@ -467,7 +467,7 @@ impl Distiller {
         let (Some(cfg), Some(reward)) = (self.config.reward.clone(), self.reward.as_mut()) else {
             return Ok(());
         };
-        if self.step % cfg.every != 0 {
+        if !self.step.is_multiple_of(cfg.every) {
             return Ok(());
         }
         let scores = tch::no_grad(|| reward.score(&images.detach()))?;

@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn colorfulness_prefers_colour_to_grey() {
         let grey = Tensor::full([1, 3, 8, 8], 0.5, (Kind::Float, Device::Cpu));
-        let mut colour = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let colour = Tensor::zeros([1, 3, 8, 8], (Kind::Float, Device::Cpu));
         let _ = colour.narrow(3, 0, 4).select(1, 0).fill_(1.0);
         let _ = colour.narrow(3, 4, 4).select(1, 2).fill_(1.0);
         let s = ColorfulnessReward

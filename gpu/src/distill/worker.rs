@@ -559,12 +559,12 @@ fn step_once(s: &mut Session, events: &Sender<Event>) -> Result<(), DistillError
         it_per_s: if sps > 0.0 { 1.0 / sps } else { 0.0 },
         eta_secs: sps * total.saturating_sub(step) as f64,
     });
-    if s.frame_every > 0 && step % s.frame_every == 0 {
+    if s.frame_every > 0 && step.is_multiple_of(s.frame_every) {
         for frame in s.d.frames()? {
             let _ = events.send(Event::Frame { step, frame });
         }
     }
-    if s.snapshot_every > 0 && step % s.snapshot_every == 0 {
+    if s.snapshot_every > 0 && step.is_multiple_of(s.snapshot_every) {
         let documents = s.documents(events);
         let _ = events.send(Event::Snapshot { step, documents });
     }

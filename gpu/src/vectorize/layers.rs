@@ -310,7 +310,8 @@ pub fn initial_layers(
         span_kind,
         max_segments.saturating_sub(bg_segments),
         max_shapes.saturating_sub(usize::from(background.is_some())),
-        40,
+        // Intricate outlines (a horse's legs) may take a quarter of the budget.
+        (max_segments / 4).max(16),
     );
     let mut fit_of: Vec<Option<ContourFit>> = vec![None; sil.len()];
     for (k, f) in chosen {
