@@ -221,3 +221,24 @@ fn export_svg_through_the_dialog_and_reimport() {
     assert_eq!(reimported.document.shape_count(), original.shape_count());
     assert_eq!(reimported.document.objects.len(), original.objects.len());
 }
+
+#[test]
+fn select_in_the_tree_then_delete_and_undo() {
+    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let mut h = harness(vec![svg]);
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Open SVG…").click();
+    h.run();
+    let before = h.state().document().unwrap().shape_count();
+    h.get_by_label("path 3").click();
+    h.run();
+    assert_eq!(h.state().selection().ids().len(), 1, "one shape selected");
+    h.get_by_label("Delete").click();
+    h.run();
+    assert_eq!(h.state().document().unwrap().shape_count(), before - 1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert_eq!(h.state().document().unwrap().shape_count(), before);
+}

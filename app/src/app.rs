@@ -742,7 +742,9 @@ impl eframe::App for VecdreamApp {
                             ));
                         }
                         self.loss.ui(ui);
-                        if let Some(ms) = self.median_frame_ms() {
+                        if self.run.active
+                            && let Some(ms) = self.median_frame_ms()
+                        {
                             ui.weak(format!("UI frame {ms:.1} ms"));
                         }
                         action
@@ -755,9 +757,26 @@ impl eframe::App for VecdreamApp {
             .default_size(260.0)
             .show(ui, |ui| {
                 let doc = self.editor.as_ref().map(Editor::document);
-                self.tree.ui(ui, doc, &mut self.selection)
+                let props = doc.map(|doc| {
+                    egui::Panel::bottom("properties")
+                        .resizable(true)
+                        .default_size(150.0)
+                        .show(ui, |ui| {
+                            ui.heading("Properties");
+                            vecdream_ui::PropertiesPanel.ui(ui, doc, &self.selection)
+                        })
+                        .inner
+                });
+                let edits = self.tree.ui(ui, doc, &mut self.selection);
+                (edits, props.unwrap_or_default())
             });
-        let mut edits = tree.inner;
+        let (mut edits, props) = tree.inner;
+        edits.extend(props.commands);
+        if props.begin_gesture
+            && let Some(editor) = &mut self.editor
+        {
+            editor.begin_transaction();
+        }
         let view = egui::CentralPanel::default().show(ui, |ui| {
             let doc = self.editor.as_ref().map(Editor::document);
             self.viewport.ui(ui, doc, &mut self.selection)
@@ -777,7 +796,7 @@ impl eframe::App for VecdreamApp {
         }
         edits.extend(view.commands);
         self.apply_commands(&ctx, edits);
-        if view.end_gesture
+        if (view.end_gesture || props.end_gesture)
             && let Some(editor) = &mut self.editor
         {
             editor.commit_transaction();

@@ -34,6 +34,9 @@ fn vectorize_bench_shared_images() {
             continue;
         }
         let r = bench_file(&f, 256, &cfg).unwrap();
+        if let Ok(dir) = std::env::var("VECDREAM_VEC_DUMP") {
+            std::fs::write(format!("{dir}/{}.svg", r.image), &r.svg).unwrap();
+        }
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {:.1} | {} |",
             r.image,

@@ -5,6 +5,7 @@
 
 pub mod loss_plot;
 pub mod prompt_panel;
+pub mod properties;
 pub mod run_panel;
 pub mod selection;
 pub mod status_bar;
@@ -13,6 +14,7 @@ pub mod viewport;
 
 pub use loss_plot::LossPlot;
 pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
+pub use properties::{PropertiesOutput, PropertiesPanel};
 pub use run_panel::{ModelFolderStatus, RunAction, RunPanel, RunStatus};
 pub use selection::Selection;
 pub use status_bar::StatusInfo;

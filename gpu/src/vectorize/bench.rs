@@ -77,6 +77,8 @@ pub struct VectorizeRow {
     pub init_wall_s: f64,
     /// `(seconds, PSNR dB)` after each optimisation step (differentiable rasteriser).
     pub trace: Vec<(f64, f64)>,
+    /// The exported SVG text.
+    pub svg: String,
 }
 
 /// Vectorises one image and scores the exported SVG (and the initial fit) with resvg.
@@ -125,6 +127,7 @@ pub fn bench_image(
         init_score,
         init_wall_s,
         trace,
+        svg,
     })
 }
 

@@ -174,6 +174,11 @@ impl ContourFit {
         Some(fit)
     }
 
+    /// Number of contour samples.
+    pub fn contour_len(&self) -> usize {
+        self.pts.len()
+    }
+
     /// Number of segments (spans).
     pub fn segments(&self) -> usize {
         self.spans.len()

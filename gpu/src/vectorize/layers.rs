@@ -23,6 +23,8 @@ pub struct FitShape {
     pub kind: PrimitiveKind,
     /// Points are not optimised (the background rectangle, pixel-art cells).
     pub fixed_points: bool,
+    /// Start index in `points` of each subpath after the first (holes, wound the other way).
+    pub hole_starts: Vec<usize>,
 }
 
 impl FitShape {
@@ -34,17 +36,31 @@ impl FitShape {
         }
     }
 
-    /// Signed area of the control polygon (px²), a cheap proxy of the path's area.
+    /// Point ranges of the subpaths (outline first, then holes).
+    pub fn subpath_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let mut bounds = vec![0];
+        bounds.extend(self.hole_starts.iter().copied());
+        bounds.push(self.points.len());
+        bounds.windows(2).map(|w| w[0]..w[1]).collect()
+    }
+
+    /// Signed area of the control polygons (px², holes subtract), a cheap proxy of the
+    /// path's area.
     pub fn control_area(&self) -> f32 {
-        let p = &self.points;
-        let n = p.len();
-        (0..n)
-            .map(|i| {
-                let (a, b) = (p[i], p[(i + 1) % n]);
-                a[0] * b[1] - b[0] * a[1]
+        self.subpath_ranges()
+            .into_iter()
+            .map(|r| {
+                let p = &self.points[r];
+                let n = p.len();
+                (0..n)
+                    .map(|i| {
+                        let (a, b) = (p[i], p[(i + 1) % n]);
+                        a[0] * b[1] - b[0] * a[1]
+                    })
+                    .sum::<f32>()
+                    / 2.0
             })
-            .sum::<f32>()
-            / 2.0
+            .sum()
     }
 }
 
@@ -158,14 +174,19 @@ impl Layered {
                         Shape {
                             meta: NodeMeta::new(id, format!("shape {}", id.0)),
                             kind: s.kind,
-                            subpaths: vec![Subpath {
-                                points: s
-                                    .points
-                                    .iter()
-                                    .map(|p| kurbo::Point::new(f64::from(p[0]), f64::from(p[1])))
-                                    .collect(),
-                                closed: true,
-                            }],
+                            subpaths: s
+                                .subpath_ranges()
+                                .into_iter()
+                                .map(|r| Subpath {
+                                    points: s.points[r]
+                                        .iter()
+                                        .map(|p| {
+                                            kurbo::Point::new(f64::from(p[0]), f64::from(p[1]))
+                                        })
+                                        .collect(),
+                                    closed: true,
+                                })
+                                .collect(),
                             fill: Some(Paint::Solid(Rgba::from_array(
                                 s.color.map(|v| v.clamp(0.0, 1.0)),
                             ))),
@@ -305,10 +326,13 @@ pub fn initial_layers(
         })
         .collect();
     let bg_segments = if background.is_some() { 4 } else { 0 };
+    // Transparent holes inside silhouettes need their own subpaths: keep 10 % for them.
+    let transparent = labels.contains(&NO_LABEL);
+    let hole_reserve = if transparent { max_segments / 10 } else { 0 };
     let chosen = allocate(
         &cands,
         span_kind,
-        max_segments.saturating_sub(bg_segments),
+        max_segments.saturating_sub(bg_segments + hole_reserve),
         max_shapes.saturating_sub(usize::from(background.is_some())),
         // Intricate outlines (a horse's legs) may take a quarter of the budget.
         (max_segments / 4).max(16),
@@ -333,14 +357,48 @@ pub fn initial_layers(
             None => roots.push(k),
         }
     }
-    let make_shape = |k: usize| FitShape {
-        points: fit_of[k]
-            .as_ref()
-            .map(ContourFit::points)
-            .unwrap_or_default(),
-        color: color_of(&regions[sil[k].0]),
-        kind,
-        fixed_points: false,
+    let mut used: usize = bg_segments
+        + fit_of
+            .iter()
+            .flatten()
+            .map(ContourFit::segments)
+            .sum::<usize>();
+    let shapes_of: Vec<Option<FitShape>> = (0..sil.len())
+        .map(|k| {
+            let fit = fit_of[k].as_ref()?;
+            let mut shape = FitShape {
+                points: fit.points(),
+                color: color_of(&regions[sil[k].0]),
+                kind,
+                fixed_points: false,
+                hole_starts: Vec::new(),
+            };
+            if transparent {
+                for hole in transparent_holes(&sil[k].1, &labels, w) {
+                    let Some(mut hf) = ContourFit::new(hole, span_kind) else {
+                        continue;
+                    };
+                    let cap = (hf_len(&hf) / 12).clamp(3, 24);
+                    hf.grow(cap);
+                    if used + hf.segments() > max_segments {
+                        continue;
+                    }
+                    used += hf.segments();
+                    shape.hole_starts.push(shape.points.len());
+                    shape.points.extend(hf.points());
+                }
+            }
+            Some(shape)
+        })
+        .collect();
+    let make_shape = |k: usize| {
+        shapes_of[k].clone().unwrap_or_else(|| FitShape {
+            points: Vec::new(),
+            color: [0.0; 4],
+            kind,
+            fixed_points: false,
+            hole_starts: Vec::new(),
+        })
     };
     let canvas = (w * h) as f32;
     // Very large roots (e.g. a sky that surrounds everything) join the background object.
@@ -360,6 +418,7 @@ pub fn initial_layers(
             color: c,
             kind,
             fixed_points: true,
+            hole_starts: Vec::new(),
         });
     }
     let mut tops = Vec::new();
@@ -455,6 +514,63 @@ pub fn initial_layers(
     }
 }
 
+fn hf_len(f: &ContourFit) -> usize {
+    f.contour_len()
+}
+
+/// Boundaries (reversed, smoothed) of the transparent pixel groups of ≥ 4 px inside a
+/// silhouette, so they can be cut out as holes.
+fn transparent_holes(m: &super::segment::Mask, labels: &[u32], width: usize) -> Vec<Vec<[f32; 2]>> {
+    let hole_at = |x: usize, y: usize| {
+        m.bits[y * m.w + x] && labels[(m.y0 + y) * width + m.x0 + x] == NO_LABEL
+    };
+    let mut seen = vec![false; m.w * m.h];
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..m.w * m.h {
+        if seen[start] || !hole_at(start % m.w, start / m.w) {
+            continue;
+        }
+        let mut member = Vec::new();
+        seen[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            member.push(i);
+            let (x, y) = (i % m.w, i / m.w);
+            let n = [
+                (x > 0).then(|| i - 1),
+                (x + 1 < m.w).then_some(i + 1),
+                (y > 0).then(|| i - m.w),
+                (y + 1 < m.h).then_some(i + m.w),
+            ];
+            for j in n.into_iter().flatten() {
+                if !seen[j] && hole_at(j % m.w, j / m.w) {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        if member.len() < 4 {
+            continue;
+        }
+        let mut bits = vec![false; m.w * m.h];
+        for &i in &member {
+            bits[i] = true;
+        }
+        let hole = super::segment::Mask {
+            x0: m.x0,
+            y0: m.y0,
+            w: m.w,
+            h: m.h,
+            bits,
+        };
+        let mut contour = smooth_closed(&trace_boundary(&hole));
+        contour.reverse();
+        out.push(contour);
+    }
+    out
+}
+
 /// Pixel-art layers: one square per grid cell (cell side chosen so the cells fit
 /// `max_shapes`), grouped into one object per colour.
 pub fn pixel_layers(img: &TargetImage, max_shapes: usize, seed: u64) -> Layered {
@@ -502,6 +618,7 @@ pub fn pixel_layers(img: &TargetImage, max_shapes: usize, seed: u64) -> Layered 
                     color,
                     kind: PrimitiveKind::Polygon,
                     fixed_points: true,
+                    hole_starts: Vec::new(),
                 });
             }
         }

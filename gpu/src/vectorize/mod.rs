@@ -496,6 +496,7 @@ fn add_at_residual(
             color,
             kind,
             fixed_points: false,
+            hole_starts: Vec::new(),
         };
         segments += shape.segments();
         shapes += 1;

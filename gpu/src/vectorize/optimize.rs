@@ -199,10 +199,15 @@ impl Flat {
         for s in l.shapes() {
             let start = points.len();
             points.extend_from_slice(&s.points);
+            let subpaths = s
+                .subpath_ranges()
+                .into_iter()
+                .map(|r| (start + r.start..start + r.end, true))
+                .collect();
             point_trainable.extend(std::iter::repeat_n(!s.fixed_points, s.points.len()));
             shapes.push(ShapeTopology {
                 kind: s.kind,
-                subpaths: vec![(start..points.len(), true)],
+                subpaths,
                 fill_rule: vecdream_core::FillRule::NonZero,
                 has_fill: true,
                 has_stroke: false,
