@@ -242,3 +242,26 @@ fn select_in_the_tree_then_delete_and_undo() {
     h.run();
     assert_eq!(h.state().document().unwrap().shape_count(), before);
 }
+
+#[test]
+fn dropped_image_vectorises_in_the_background_into_a_layered_document() {
+    let shared = vecdream::core::testing::shared_data_dir();
+    let mut h = harness(vec![]);
+    h.run();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(shared.join("images/logo.png"))));
+    h.run();
+    h.get_by_label("Vectorise").click();
+    h.run();
+    assert!(
+        h.state().is_vectorizing(),
+        "vectorising runs off the UI thread"
+    );
+    wait_until(&mut h, "the vectoriser", |a| !a.is_vectorizing());
+    let doc = h.state().document().expect("a vectorised document");
+    assert!(doc.objects.len() >= 2, "layered: background and regions");
+    assert!(doc.shape_count() > 10);
+    let msg = h.state().status_message().unwrap_or_default();
+    assert!(msg.starts_with("Vectorised"), "{msg}");
+}

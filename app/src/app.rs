@@ -87,6 +87,7 @@ pub struct VecdreamApp {
     frame_times: Vec<f32>,
     pending_edit: Option<bool>,
     frames_received: usize,
+    vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
 }
 
 /// Seconds between autosaves of the document.
@@ -133,6 +134,7 @@ impl VecdreamApp {
             frame_times: Vec::new(),
             pending_edit: None,
             frames_received: 0,
+            vectorizing: None,
         };
         app.validate_model_folder();
         if app.persist {
@@ -550,15 +552,51 @@ impl VecdreamApp {
         }
     }
 
-    fn vectorize(&mut self, ctx: &egui::Context, path: &Path) {
-        match crate::io::vectorize_quick(path) {
-            Ok(doc) => {
-                self.show_document_frame(ctx, &doc);
-                self.editor = Some(Editor::new(doc));
-                self.selection.clear();
-                self.status.message = Some(format!("Vectorised {}", path.display()));
+    /// Vectorises an image on a background thread; intermediate documents show up live.
+    pub fn vectorize(&mut self, ctx: &egui::Context, path: &Path) {
+        let ctx2 = ctx.clone();
+        self.vectorizing = Some(crate::io::spawn_vectorize(path, move || {
+            ctx2.request_repaint()
+        }));
+        self.status.message = Some(format!("Vectorising {}…", path.display()));
+    }
+
+    /// Whether a vectorisation is running.
+    pub fn is_vectorizing(&self) -> bool {
+        self.vectorizing.is_some()
+    }
+
+    fn poll_vectorize(&mut self, ctx: &egui::Context) {
+        let Some(rx) = &self.vectorizing else {
+            return;
+        };
+        let messages: Vec<_> = rx.try_iter().collect();
+        for m in messages {
+            match m {
+                crate::io::VectorizeMsg::Status(s) => self.status.message = Some(s),
+                crate::io::VectorizeMsg::Preview(doc) => {
+                    self.show_document_frame(ctx, &doc);
+                    self.editor = Some(Editor::new(*doc));
+                    self.selection.clear();
+                }
+                crate::io::VectorizeMsg::Done(result) => {
+                    self.vectorizing = None;
+                    match result {
+                        Ok(doc) => {
+                            self.show_document_frame(ctx, &doc);
+                            self.status.message = Some(format!(
+                                "Vectorised: {} objects, {} shapes",
+                                doc.objects.len(),
+                                doc.shape_count()
+                            ));
+                            self.editor = Some(Editor::new(*doc));
+                            self.selection.clear();
+                        }
+                        Err(e) => self.status.message = Some(format!("Error: {e:#}")),
+                    }
+                    return;
+                }
             }
-            Err(e) => self.status.message = Some(format!("Error: {e:#}")),
         }
     }
 
@@ -718,6 +756,7 @@ impl eframe::App for VecdreamApp {
         let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         self.poll_worker(&ctx);
+        self.poll_vectorize(&ctx);
         self.handle_drops(&ctx);
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));

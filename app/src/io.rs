@@ -88,9 +88,66 @@ pub fn load_image_rgba(path: &Path, size: u32) -> anyhow::Result<(u32, u32, Vec<
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
-/// Vectorises an image into a layered document with the default settings.
-pub fn vectorize_quick(path: &Path) -> anyhow::Result<Document> {
-    anyhow::bail!("{}: vectorising is not wired yet", path.display())
+/// What a background vectorisation reports to the UI.
+#[derive(Debug)]
+pub enum VectorizeMsg {
+    /// A line for the status bar (progress, resize notes).
+    Status(String),
+    /// An intermediate document to show live.
+    Preview(Box<Document>),
+    /// The result.
+    Done(anyhow::Result<Box<Document>>),
+}
+
+/// Vectorises `path` on a background thread (256 px working size, default budget), streaming progress
+/// and intermediate documents; `wake` is called after each message (e.g. to request a repaint).
+pub fn spawn_vectorize(
+    path: &Path,
+    wake: impl Fn() + Send + 'static,
+) -> std::sync::mpsc::Receiver<VectorizeMsg> {
+    use std::ops::ControlFlow;
+    use vecdream_gpu::vectorize::{Progress, VectorizeConfig, vectorize_file};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let cfg = VectorizeConfig {
+            preview_every: 10,
+            ..VectorizeConfig::default()
+        };
+        let send = |m: VectorizeMsg| {
+            let _ = tx.send(m);
+            wake();
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vectorize_file(&path, 256, &cfg, &mut |p| {
+                match p {
+                    Progress::Note(n) => send(VectorizeMsg::Status(n)),
+                    Progress::Step {
+                        step,
+                        total,
+                        psnr_db,
+                        ..
+                    } => send(VectorizeMsg::Status(format!(
+                        "Vectorising {}: step {step}/{total}, {psnr_db:.1} dB",
+                        path.display()
+                    ))),
+                    Progress::Preview(doc) => send(VectorizeMsg::Preview(doc)),
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            })
+        }));
+        let done = match result {
+            Ok(Ok(v)) => Ok(Box::new(v.document)),
+            Ok(Err(e)) => Err(anyhow::Error::from(e)),
+            Err(_) => Err(anyhow::anyhow!(
+                "{}: the vectoriser crashed",
+                path.display()
+            )),
+        };
+        send(VectorizeMsg::Done(done));
+    });
+    rx
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod progress;
 pub mod raster;
 pub mod sd;
+pub mod vectorize;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Edit an SVG toward a new prompt against its source prompt (delta denoising score).
     Edit(generate::EditArgs),
+    /// Turn a PNG/JPEG into a layered, editable SVG (objects → components → shapes).
+    Vectorize(vectorize::VectorizeArgs),
     /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
     Txt2img(sd::Txt2ImgArgs),
     /// Benchmarks.
@@ -49,6 +52,8 @@ pub enum BenchCommand {
     Unet(sd::BenchUnetArgs),
     /// Score distillation: seconds per iteration (reference teacher on CPU; SD 2.1-base with --sd-tokenizer).
     Distill(generate::BenchDistillArgs),
+    /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image, against vtracer.
+    Vectorize(vectorize::BenchVectorizeArgs),
 }
 
 impl Command {
@@ -61,10 +66,12 @@ impl Command {
             Command::Convert(args) => document::convert(&args),
             Command::Generate(args) => generate::run(args),
             Command::Edit(args) => generate::run_edit(args),
+            Command::Vectorize(args) => vectorize::run(&args),
             Command::Txt2img(args) => sd::txt2img(&args),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
             Command::Bench(BenchCommand::Distill(args)) => generate::bench(&args),
+            Command::Bench(BenchCommand::Vectorize(args)) => vectorize::bench(&args),
         }
     }
 }

@@ -57,7 +57,13 @@ pub struct VectorizeArgs {
     pub steps: usize,
 }
 
-fn config(segments: Option<usize>, paths: Option<usize>, style: Style, seed: u64, steps: usize) -> VectorizeConfig {
+fn config(
+    segments: Option<usize>,
+    paths: Option<usize>,
+    style: Style,
+    seed: u64,
+    steps: usize,
+) -> VectorizeConfig {
     let budget = match (segments, paths) {
         (_, Some(p)) => Budget::Paths(p),
         (Some(s), None) => Budget::Segments(s),
@@ -75,7 +81,13 @@ fn config(segments: Option<usize>, paths: Option<usize>, style: Style, seed: u64
 
 /// `vecdream vectorize in.png -o out.svg`.
 pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
-    let cfg = config(args.segments, args.paths, args.style.into(), args.seed, args.steps);
+    let cfg = config(
+        args.segments,
+        args.paths,
+        args.style.into(),
+        args.seed,
+        args.steps,
+    );
     let bar = crate::cli::progress::bar(cfg.steps as u64, "steps");
     let result = vectorize_file(&args.input, args.size, &cfg, &mut |p| {
         match p {
@@ -95,7 +107,9 @@ pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
                 ..
             } => {
                 bar.set_position(step as u64);
-                bar.set_message(format!("{psnr_db:.2} dB, {shapes} paths, {segments} segments"));
+                bar.set_message(format!(
+                    "{psnr_db:.2} dB, {shapes} paths, {segments} segments"
+                ));
             }
             Progress::Adapted { pruned, added } => {
                 bar.suspend(|| tracing::debug!("adaptive control: pruned {pruned}, added {added}"));
@@ -153,7 +167,13 @@ pub fn bench(args: &BenchVectorizeArgs) -> anyhow::Result<()> {
             .collect();
         images.sort();
     }
-    let cfg = config(Some(args.segments), None, Style::Iconography, args.seed, args.steps);
+    let cfg = config(
+        Some(args.segments),
+        None,
+        Style::Iconography,
+        args.seed,
+        args.steps,
+    );
     println!(
         "| image | size | PSNR dB | SSIM | paths | segments | SVG bytes | wall s | initial fit dB (s) | s to initial +1 dB |"
     );
@@ -164,7 +184,10 @@ pub fn bench(args: &BenchVectorizeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("vectorising {}", path.display()))?;
         if let Some(dir) = &args.out_dir {
             std::fs::create_dir_all(dir)?;
-            vecdream_core::atomic::write_atomic(&dir.join(format!("{}.svg", row.image)), row.svg.as_bytes())?;
+            vecdream_core::atomic::write_atomic(
+                &dir.join(format!("{}.svg", row.image)),
+                row.svg.as_bytes(),
+            )?;
         }
         bar.suspend(|| {
             println!(
