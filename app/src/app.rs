@@ -79,7 +79,7 @@ pub struct VecdreamApp {
     worker: Worker,
     run: RunStatus,
     model: ModelFolderStatus,
-    references: Vec<(String, (u32, u32, Vec<u8>))>,
+    references: Vec<(String, RgbaPixels)>,
     particle_docs: Vec<Document>,
     dropped_image: Option<PathBuf>,
     restore_offer: Option<PathBuf>,
@@ -89,6 +89,9 @@ pub struct VecdreamApp {
     frames_received: usize,
     vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
 }
+
+/// A straight-alpha RGBA8 image: `(width, height, pixels)`.
+pub type RgbaPixels = (u32, u32, Vec<u8>);
 
 /// Seconds between autosaves of the document.
 pub const AUTOSAVE_SECS: u64 = 30;
@@ -823,10 +826,9 @@ impl eframe::App for VecdreamApp {
         let view = view.inner;
         if let Some(i) = view.picked_particle
             && let Some(doc) = self.particle_docs.get(i).cloned()
+            && let Some(editor) = &mut self.editor
         {
-            if let Some(editor) = &mut self.editor {
-                editor.replace_untracked(doc);
-            }
+            editor.replace_untracked(doc);
         }
         if view.begin_gesture
             && let Some(editor) = &mut self.editor

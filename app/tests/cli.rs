@@ -237,7 +237,7 @@ fn generate_from_reference_images_writes_particles_and_resumes() {
     };
     let a: Vec<String> = args("6");
     ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    for f in ["loss.csv"] {
+    for f in ["loss.csv", "checkpoint.safetensors", "checkpoint.json"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let svgs: Vec<_> = std::fs::read_dir(&out)

@@ -433,7 +433,8 @@ fn raster_locked_get_no_gradient_hidden_not_drawn() {
 #[test]
 fn raster_bad_input_stays_finite() {
     let (scene, base) = mixed_scene();
-    let cases: Vec<(&str, Box<dyn Fn(&SceneParams)>)> = vec![
+    type Mutation = Box<dyn Fn(&SceneParams)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "NaN point",
             Box::new(|p| {
@@ -481,7 +482,7 @@ fn raster_bad_input_stays_finite() {
         (
             "zero-area path",
             Box::new(|p| {
-                let _ = p.points.narrow(1, 0, 12).copy_(
+                p.points.narrow(1, 0, 12).copy_(
                     &Tensor::from_slice(&[5.0f32, 5.0])
                         .view([1, 1, 2])
                         .expand([1, 12, 2], false),
@@ -491,8 +492,7 @@ fn raster_bad_input_stays_finite() {
         (
             "degenerate segments",
             Box::new(|p| {
-                let _ = p
-                    .points
+                p.points
                     .narrow(1, 13, 3)
                     .copy_(&p.points.narrow(1, 12, 1).expand([1, 3, 2], false));
             }),

@@ -82,16 +82,17 @@ fn vectorize_output_is_grouped_and_reimports() {
 
 #[test]
 fn vectorize_psnr_floor_on_a_shared_image() {
-    // coffee.png at 64 px, 192 segments. A flat mean-colour image scores ≈ 11 dB here; the
-    // layered fit alone measured 21.6 dB and 12 Adam steps 23.2 dB (resvg, over white).
-    // Floors leave ~1.5 dB for libtorch / platform differences.
+    // coffee.png at 64 px, 192 segments: the layered fit alone measured 23.8 dB and 12 Adam
+    // steps 27.6 dB (resvg, over white). Floors leave ~1.5 dB for libtorch / platform
+    // differences.
     let img = load_image(&shared("coffee.png"), 64).unwrap().image;
     let init = run(&img, &cfg(192, 0));
     let init_db = resvg_psnr(&init.document, &img);
-    assert!(init_db >= 20.0, "initial fit {init_db:.2} dB");
+    assert!(init_db >= 22.0, "initial fit {init_db:.2} dB");
     let fitted = run(&img, &cfg(192, 12));
     let db = resvg_psnr(&fitted.document, &img);
-    assert!(db >= 21.5, "after 12 steps {db:.2} dB");
+    eprintln!("coffee 64 px, 192 segments: initial {init_db:.2} dB, 12 steps {db:.2} dB");
+    assert!(db >= 26.0, "after 12 steps {db:.2} dB");
     assert!(
         db > init_db,
         "optimisation lost quality: {init_db:.2} → {db:.2} dB"

@@ -36,6 +36,18 @@ fn vectorize_bench_shared_images() {
         let r = bench_file(&f, 256, &cfg).unwrap();
         if let Ok(dir) = std::env::var("VECDREAM_VEC_DUMP") {
             std::fs::write(format!("{dir}/{}.svg", r.image), &r.svg).unwrap();
+            let png = vecdream_core::render_svg_str(
+                &r.svg,
+                r.width as u32,
+                r.height as u32,
+                std::path::Path::new("dump"),
+            )
+            .unwrap();
+            png.save_png(std::path::Path::new(&format!(
+                "{dir}/{}.resvg.png",
+                r.image
+            )))
+            .unwrap();
         }
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.3} | {} | {} | {} | {:.1} | {} |",

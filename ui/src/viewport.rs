@@ -195,34 +195,34 @@ impl Viewport {
         let tolerance = 4.0 / scale as f64;
 
         // Click: select the topmost shape (Ctrl/Shift adds), or clear on empty canvas.
-        if response.clicked() {
-            if let Some(p) = response.interact_pointer_pos() {
-                match doc.hit_test(doc_from_screen(p), tolerance) {
-                    Some(id) if ui.input(|i| i.modifiers.command || i.modifiers.shift) => {
-                        selection.toggle(id)
-                    }
-                    Some(id) => selection.select_only(id),
-                    None => selection.clear(),
+        if response.clicked()
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            match doc.hit_test(doc_from_screen(p), tolerance) {
+                Some(id) if ui.input(|i| i.modifiers.command || i.modifiers.shift) => {
+                    selection.toggle(id)
                 }
+                Some(id) => selection.select_only(id),
+                None => selection.clear(),
             }
         }
 
         // Drag with the primary button: a control point of the single selected shape, or the selection.
-        if response.drag_started_by(egui::PointerButton::Primary) {
-            if let Some(p) = response.interact_pointer_pos() {
-                let at = doc_from_screen(p);
-                self.dragging_point = nearest_control_point(doc, selection, at, 2.0 * tolerance);
-                if self.dragging_point.is_none() {
-                    let hit = doc.hit_test(at, tolerance);
-                    if let Some(id) = hit
-                        && !selection.contains(id)
-                    {
-                        selection.select_only(id);
-                    }
-                    self.dragging_shapes = hit.is_some() && !selection.is_empty();
+        if response.drag_started_by(egui::PointerButton::Primary)
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            let at = doc_from_screen(p);
+            self.dragging_point = nearest_control_point(doc, selection, at, 2.0 * tolerance);
+            if self.dragging_point.is_none() {
+                let hit = doc.hit_test(at, tolerance);
+                if let Some(id) = hit
+                    && !selection.contains(id)
+                {
+                    selection.select_only(id);
                 }
-                out.begin_gesture = self.dragging_point.is_some() || self.dragging_shapes;
+                self.dragging_shapes = hit.is_some() && !selection.is_empty();
             }
+            out.begin_gesture = self.dragging_point.is_some() || self.dragging_shapes;
         }
         if response.dragged_by(egui::PointerButton::Primary) {
             let d = response.drag_delta() / scale;

@@ -6,7 +6,10 @@ use vecdream_core::{
     Shape, Subpath,
 };
 
-use super::fit::{Candidate, ContourFit, SpanKind, allocate, smooth_closed};
+use super::fit::{Candidate, ContourFit, SpanKind, allocate, offset_outward, smooth_closed};
+
+/// How far outlines are pushed outwards (px) so neighbours overlap instead of leaving gaps.
+pub const OUTLINE_OFFSET_PX: f32 = 0.5;
 use super::image::TargetImage;
 use super::segment::{
     NO_LABEL, Region, connected_regions, kmeans_labels, silhouette, trace_boundary,
@@ -267,8 +270,8 @@ pub fn initial_layers(
     let background = (opaque_border * 2 > border.len()).then(|| {
         let mut s = [0f64; 4];
         for &i in &border {
-            for c in 0..4 {
-                s[c] += f64::from(img.pixels[i][c]);
+            for (acc, v) in s.iter_mut().zip(img.pixels[i]) {
+                *acc += f64::from(v);
             }
         }
         let mut c = s.map(|v| (v / border.len() as f64) as f32);
@@ -319,7 +322,7 @@ pub fn initial_layers(
             let r = &regions[*ri];
             let c2 = contrast2(color_of(r), under(k));
             Candidate {
-                contour: smooth_closed(&trace_boundary(m)),
+                contour: offset_outward(&smooth_closed(&trace_boundary(m)), OUTLINE_OFFSET_PX),
                 gain: r.area as f32 * c2,
                 contrast2: c2,
             }
@@ -566,6 +569,7 @@ fn transparent_holes(m: &super::segment::Mask, labels: &[u32], width: usize) -> 
         };
         let mut contour = smooth_closed(&trace_boundary(&hole));
         contour.reverse();
+        let contour = offset_outward(&contour, OUTLINE_OFFSET_PX);
         out.push(contour);
     }
     out

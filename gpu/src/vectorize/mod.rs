@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 use vecdream_core::{Document, PrimitiveKind};
 
-use self::fit::{ContourFit, SpanKind, smooth_closed};
+use self::fit::{ContourFit, SpanKind, offset_outward, smooth_closed};
 pub use self::image::{LoadedImage, TargetImage, decode_image, load_image};
 use self::layers::{FitShape, Layered, colours_for_budget, initial_layers, pixel_layers};
 use self::optimize::{Flat, TargetTensors, psnr_of_mse, render_mse};
@@ -480,7 +480,10 @@ fn add_at_residual(
         }
         let b = &blobs[bi];
         let mask = silhouette(w, b.bbox, |p| comp[p] == bi as u32);
-        let contour = smooth_closed(&trace_boundary(&mask));
+        let contour = offset_outward(
+            &smooth_closed(&trace_boundary(&mask)),
+            layers::OUTLINE_OFFSET_PX,
+        );
         let perimeter = contour.len();
         let Some(mut fit) = ContourFit::new(contour, span) else {
             continue;

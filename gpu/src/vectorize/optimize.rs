@@ -303,12 +303,16 @@ impl Flat {
         )?;
         let (mse_rgb, mse_a) = render_mse(&out, target);
         let mse = mse_rgb.double_value(&[]);
-        let mut loss = &mse_rgb + &mse_a * 0.5;
-        if xing_weight > 0.0
-            && let Some(x) = self.xing_loss()
-        {
-            loss = loss + x * xing_weight;
-        }
+        let data_loss = &mse_rgb + &mse_a * 0.5;
+        let xing = if xing_weight > 0.0 {
+            self.xing_loss()
+        } else {
+            None
+        };
+        let loss = match xing {
+            Some(x) => data_loss + x * xing_weight,
+            None => data_loss,
+        };
         loss.backward();
         self.adam(lr_points, lr_fill);
         Ok((
