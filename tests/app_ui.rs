@@ -1,40 +1,19 @@
 //! The real editor, driven through egui_kittest with wgpu (lavapipe on a machine without a GPU).
 
+mod common;
+
+use common::{harness, open_through_menu};
 use std::path::PathBuf;
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
-use vecdream::app::app::AppOptions;
-use vecdream::app::dialogs::ScriptedDialogs;
 
 fn shared_svg(name: &str) -> PathBuf {
     vecdream::core::testing::shared_data_dir()
         .join("svg")
         .join(name)
-}
-
-fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .wgpu()
-        .build_eframe(move |cc| {
-            VecdreamApp::new(
-                cc,
-                AppOptions {
-                    dialogs: Box::new(ScriptedDialogs {
-                        answers: answers.into(),
-                        ..Default::default()
-                    }),
-                    // Fixed labels keep the snapshot identical on every machine.
-                    device_label: "CPU, test".into(),
-                    torch_version: "2.11.0".into(),
-                    persist: false,
-                    autostart_demo: false,
-                },
-            )
-        })
 }
 
 #[test]
@@ -55,11 +34,7 @@ fn file_menu_opens_an_svg_into_tree_and_viewport() {
     let svg = shared_svg("twemoji/1f404.svg");
     assert!(svg.exists(), "missing test file {}", svg.display());
     let mut harness = harness(vec![svg.clone()]);
-    harness.run();
-    harness.get_by_label("File").click();
-    harness.run();
-    harness.get_by_label("Open SVG…").click();
-    harness.run();
+    open_through_menu(&mut harness);
     let app = harness.state();
     let doc = app.document().expect("the SVG was opened");
     assert!(doc.shape_count() > 0);
@@ -96,11 +71,7 @@ fn typing_a_prompt_updates_the_settings() {
 fn locking_in_the_tree_is_one_undoable_edit() {
     let svg = shared_svg("twemoji/1f404.svg");
     let mut harness = harness(vec![svg]);
-    harness.run();
-    harness.get_by_label("File").click();
-    harness.run();
-    harness.get_by_label("Open SVG…").click();
-    harness.run();
+    open_through_menu(&mut harness);
     let doc = harness.state().document().unwrap().clone();
     let object = doc
         .objects

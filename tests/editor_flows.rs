@@ -1,6 +1,9 @@
 //! The editor's main flows on the real app (egui_kittest + wgpu on lavapipe), with the real worker
 //! running the weight-free reference-image teacher on the CPU.
 
+mod common;
+
+use common::{harness, open_through_menu};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,8 +11,6 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
-use vecdream::app::app::AppOptions;
-use vecdream::app::dialogs::ScriptedDialogs;
 use vecdream::core::NodeId;
 use vecdream::ui::GuidanceMethod;
 
@@ -24,27 +25,6 @@ impl egui::DroppedFile for Dropped {
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
-}
-
-fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .wgpu()
-        .build_eframe(move |cc| {
-            VecdreamApp::new(
-                cc,
-                AppOptions {
-                    dialogs: Box::new(ScriptedDialogs {
-                        answers: answers.into(),
-                        ..Default::default()
-                    }),
-                    device_label: "CPU, test".into(),
-                    torch_version: "2.11.0".into(),
-                    persist: false,
-                    autostart_demo: false,
-                },
-            )
-        })
 }
 
 /// Steps the UI until `cond` holds (the worker runs on its own thread), failing after 180 s.
@@ -138,11 +118,7 @@ fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
 fn edits_undo_and_redo_with_the_keyboard() {
     let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);
-    h.run();
-    h.get_by_label("File").click();
-    h.run();
-    h.get_by_label("Open SVG…").click();
-    h.run();
+    open_through_menu(&mut h);
     let name = "path 3";
     let hidden = |a: &VecdreamApp| {
         let doc = a.document().unwrap();
@@ -207,11 +183,7 @@ fn export_svg_through_the_dialog_and_reimport() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("editor_export.svg");
     let _ = std::fs::remove_file(&out);
     let mut h = harness(vec![shared.join("svg/twemoji/1f404.svg"), out.clone()]);
-    h.run();
-    h.get_by_label("File").click();
-    h.run();
-    h.get_by_label("Open SVG…").click();
-    h.run();
+    open_through_menu(&mut h);
     h.get_by_label("File").click();
     h.run();
     h.get_by_label("Export…").click();
@@ -226,11 +198,7 @@ fn export_svg_through_the_dialog_and_reimport() {
 fn select_in_the_tree_then_delete_and_undo() {
     let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);
-    h.run();
-    h.get_by_label("File").click();
-    h.run();
-    h.get_by_label("Open SVG…").click();
-    h.run();
+    open_through_menu(&mut h);
     let before = h.state().document().unwrap().shape_count();
     h.get_by_label("path 3").click();
     h.run();

@@ -1,0 +1,42 @@
+//! Shared helpers of the whole-app tests: the real app in a kittest harness with scripted dialogs.
+
+use std::path::PathBuf;
+
+use egui_kittest::Harness;
+use vecdream::app::VecdreamApp;
+use vecdream::app::app::AppOptions;
+use vecdream::app::dialogs::ScriptedDialogs;
+
+/// The real app (wgpu renderer) at 1280×800, answering file dialogs with `answers` in order. Device and
+/// libtorch labels are fixed so snapshots are identical on every machine; nothing is persisted and the
+/// demo does not start by itself.
+pub fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .wgpu()
+        .build_eframe(move |cc| {
+            VecdreamApp::new(
+                cc,
+                AppOptions {
+                    dialogs: Box::new(ScriptedDialogs {
+                        answers: answers.into(),
+                        ..Default::default()
+                    }),
+                    device_label: "CPU, test".into(),
+                    torch_version: "2.11.0".into(),
+                    persist: false,
+                    autostart_demo: false,
+                },
+            )
+        })
+}
+
+/// Opens `svg` through File → Open SVG… (the harness must have been built with `svg` as its first answer).
+pub fn open_through_menu(h: &mut Harness<'static, VecdreamApp>) {
+    use egui_kittest::kittest::Queryable as _;
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Open SVG…").click();
+    h.run();
+}
