@@ -52,7 +52,7 @@ pub enum BenchCommand {
     Unet(sd::BenchUnetArgs),
     /// Score distillation: seconds per iteration (reference teacher on CPU; SD 2.1-base with --sd-tokenizer).
     Distill(generate::BenchDistillArgs),
-    /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image, against vtracer.
+    /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image (vtracer side by side: `cargo run --release --example vectorize_vs_vtracer`).
     Vectorize(vectorize::BenchVectorizeArgs),
 }
 
