@@ -9,10 +9,8 @@ use vecdream_gpu::distill::{
 };
 use vecdream_gpu::tch::Device;
 
-fn shared() -> PathBuf {
-    std::env::var_os("VECDREAM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+fn shared_data() -> PathBuf {
+    vecdream_core::testing::shared_data_dir()
 }
 
 /// Four visually distinct emoji: blue heart, yellow square, crescent moon, briefcase.
@@ -22,7 +20,7 @@ fn targets(size: u32) -> Vec<(u32, u32, Vec<u8>)> {
     EMOJI
         .iter()
         .map(|name| {
-            let path = shared().join(format!("data/svg/twemoji/{name}.svg"));
+            let path = shared_data().join(format!("svg/twemoji/{name}.svg"));
             let svg = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let img = vecdream_core::png::render_svg_str(&svg, size, size, &path)

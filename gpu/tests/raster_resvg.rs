@@ -10,10 +10,7 @@ use vecdream_gpu::raster::{RasterOptions, Scene, SceneParams, rasterize};
 const SIZE: u32 = 256;
 
 fn shared_data() -> PathBuf {
-    match std::env::var_os("VECDREAM_SHARED") {
-        Some(dir) => PathBuf::from(dir).join("data"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-    }
+    vecdream_core::testing::shared_data_dir()
 }
 
 /// resvg's render over white, as `[3, H, W]` floats.
