@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod distill;
+pub mod gpu_memory;
 pub mod raster;
 pub mod sd;
 pub mod vectorize;

@@ -13,8 +13,8 @@ fn shared_data() -> PathBuf {
     vecdream_core::testing::shared_data_dir()
 }
 
-/// Four visually distinct emoji: blue heart, yellow square, crescent moon, briefcase.
-const EMOJI: [&str; 4] = ["1f499", "1f7e8", "1f312", "1f4bc"];
+/// Four visually distinct emoji: blue heart, yellow square, crescent moon, tennis ball.
+const EMOJI: [&str; 4] = ["1f499", "1f7e8", "1f312", "1f3be"];
 
 fn targets(size: u32) -> Vec<(u32, u32, Vec<u8>)> {
     EMOJI
@@ -113,24 +113,11 @@ fn reference_vpsd_covers_at_least_three_targets() {
         "VPSD reached {:?}",
         vpsd.nearest
     );
-    // Covered: the nearest target of a particle that is within 20 dB of it. (The fourth particle
-    // settles at 18.7 dB on the briefcase: 256 squares at 64 px do not draw its handle and clasp.)
-    let covered: Vec<usize> = vpsd
-        .nearest
-        .iter()
-        .zip(&vpsd.best_psnr)
-        .filter(|(_, p)| **p >= 20.0)
-        .map(|(k, _)| *k)
-        .collect();
+    // Each particle reaches its nearest target: ≥ 20 dB (measured 20.7–32.2 dB with seed 1).
     assert!(
-        distinct(&covered) >= 3,
-        "VPSD covered {covered:?} (nearest {:?}, PSNR {:?})",
-        vpsd.nearest,
-        vpsd.best_psnr
-    );
-    assert!(
-        vpsd.best_psnr.iter().all(|p| *p >= 15.0),
-        "{:?}",
-        vpsd.best_psnr
+        vpsd.best_psnr.iter().all(|p| *p >= 20.0),
+        "VPSD PSNR to the nearest targets {:?} (nearest {:?})",
+        vpsd.best_psnr,
+        vpsd.nearest
     );
 }

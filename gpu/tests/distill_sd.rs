@@ -15,8 +15,12 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn guidance(method: SdMethod, cfg: f64) -> SdGuidance {
+    guidance_in(method, cfg, Kind::Float)
+}
+
+fn guidance_in(method: SdMethod, cfg: f64, kind: Kind) -> SdGuidance {
     let dir = fixture("tiny-sd15");
-    let sd = StableDiffusion::load(&dir, Device::Cpu, Kind::Float).unwrap();
+    let sd = StableDiffusion::load(&dir, Device::Cpu, kind).unwrap();
     let config = SdGuidanceConfig {
         model_dir: dir,
         method,
@@ -121,5 +125,36 @@ fn vpsd_esd_csd_dds_step_on_the_fixture() {
                 .any(|(_, t)| t.abs().max().double_value(&[]) > 0.0);
             assert!(moved, "{method:?}: LoRA did not train");
         }
+    }
+}
+
+/// The half-precision path (what CUDA runs: fp16 model, fp32 particles, fp32 LoRA) on the
+/// CPU: every method steps without a dtype error and without skipped (non-finite) steps.
+#[test]
+fn every_method_steps_with_a_half_precision_model() {
+    for method in [
+        SdMethod::Sds,
+        SdMethod::Vpsd,
+        SdMethod::Esd,
+        SdMethod::Csd,
+        SdMethod::Dds,
+    ] {
+        let doc = demo_document(3, 32.0);
+        let config = DistillConfig {
+            particles: 3,
+            steps: 2,
+            render_size: 32,
+            ..DistillConfig::default()
+        };
+        let g = guidance_in(method, 7.5, Kind::Half);
+        let mut d = Distiller::new(&doc.param_view(), config, Box::new(g), Device::Cpu).unwrap();
+        for _ in 0..2 {
+            let r = d
+                .step()
+                .unwrap_or_else(|e| panic!("{method:?} in fp16: {e}"));
+            assert!(r.skipped.is_none(), "{method:?} in fp16: {r:?}");
+            assert!(r.loss.is_finite(), "{method:?} in fp16: {r:?}");
+        }
+        assert_eq!(d.params().points.kind(), Kind::Float, "particles stay fp32");
     }
 }

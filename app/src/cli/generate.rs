@@ -290,7 +290,7 @@ pub fn bench(args: &BenchDistillArgs) -> anyhow::Result<()> {
     use vecdream_gpu::distill::{SdMethod, bench_distill, bench_reference};
     let device = vecdream_gpu::device::best_device();
     println!("device: {device:?}");
-    println!("| case | particles | size | shapes | s/iter | peak memory MiB |");
+    println!("| case | particles | size | shapes | s/iter | peak GPU memory MiB |");
     println!("|---|---|---|---|---|---|");
     let print = |r: &vecdream_gpu::distill::DistillBenchResult| {
         println!(
@@ -300,8 +300,7 @@ pub fn bench(args: &BenchDistillArgs) -> anyhow::Result<()> {
             r.size,
             r.shapes,
             r.sec_per_iter,
-            r.peak_bytes
-                .map_or("–".into(), |b| format!("{:.0}", b as f64 / 1048576.0))
+            r.peak_gpu_mib.map_or("–".into(), |m| m.to_string())
         )
     };
     for particles in [1, 4] {

@@ -76,6 +76,10 @@ pub struct BenchRasterArgs {
     /// libtorch CPU threads (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Also run the GPU cases (e) 2048 blobs at 2040×1344 and (f) 6 particles × 512 blobs at
+    /// 512² (on by default when CUDA is available; slow on a CPU).
+    #[arg(long)]
+    pub gpu_cases: bool,
 }
 
 /// `vecdream bench raster`: forward + backward of an MSE loss, wall and CPU ms per scene.
@@ -96,7 +100,11 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
             None,
         ));
     } else {
-        for case in BenchCase::standard() {
+        let mut cases = BenchCase::standard();
+        if args.gpu_cases || device.is_cuda() {
+            cases.extend(BenchCase::gpu());
+        }
+        for case in cases {
             let scene = case.build(args.seed, device)?;
             if let Some(dir) = &args.write_scenes {
                 std::fs::create_dir_all(dir)?;
@@ -112,15 +120,15 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
         vecdream_gpu::tch::get_num_threads()
     );
     println!(
-        "| scene | size | fwd wall ms | fwd+bwd wall ms | fwd+bwd CPU ms | DiffVG CPU ms | ratio | peak RSS MiB |"
+        "| scene | size | fwd wall ms | fwd+bwd wall ms | fwd+bwd CPU ms | DiffVG CPU ms | ratio | peak RSS MiB | peak GPU MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let bar = crate::cli::progress::bar(scenes.len() as u64, "scenes");
     for (scene, diffvg) in &scenes {
         let r = bench_raster(scene, args.reps, &opts, *diffvg)?;
         bar.suspend(|| {
             println!(
-                "| {} | {}×{} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+                "| {} | {}×{} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
                 r.name,
                 r.width,
                 r.height,
@@ -130,10 +138,27 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
                 r.diffvg_cpu_ms.map_or("–".into(), |d| format!("{d:.0}")),
                 r.ratio().map_or("–".into(), |x| format!("{x:.2}×")),
                 r.peak_rss_mib.map_or("–".into(), |m| format!("{m:.0}")),
+                r.peak_gpu_mib.map_or("–".into(), |m| m.to_string()),
             )
         });
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if device.is_cuda() {
+        // The same code runs on both devices: show how closely they agree (scenes (a)–(d)).
+        println!("CUDA vs CPU on the same scenes (forward + backward):");
+        for (scene, _) in scenes.iter().take(4) {
+            let a = vecdream_gpu::raster::agreement_with_cpu(scene, &opts)?;
+            println!(
+                "  {}: max |Δ pixel| {:.2e}, max |Δ ∂L/∂point| / max |∂L/∂point| {:.2e}",
+                scene.name, a.max_pixel_diff, a.max_grad_rel_diff
+            );
+        }
+    }
+    if args.scene.is_none() && (args.gpu_cases || device.is_cuda()) {
+        println!(
+            "DiffVG on scene (e): 85 ms forward + 448 ms backward on an RTX 4090 (shared/anchors.md)"
+        );
+    }
     Ok(())
 }

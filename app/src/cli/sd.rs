@@ -156,6 +156,9 @@ pub fn bench_unet(args: &BenchUnetArgs) -> anyhow::Result<()> {
             args.lora_rank
         );
     }
+    if let Some(mib) = report.peak_gpu_mib {
+        println!("peak GPU memory:       {mib:10} MiB (nvidia-smi, weights included)");
+    }
     if !report.finite {
         println!("warning: non-finite outputs (random weights in {kind:?})");
     }

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::gpu_memory::GpuMemoryProbe;
+
 use tch::{Device, Kind, nn};
 
 use super::DistillError;
@@ -31,8 +33,8 @@ pub struct DistillBenchResult {
     pub shapes: usize,
     /// Mean seconds per iteration (after one warm-up step).
     pub sec_per_iter: f64,
-    /// Peak CUDA memory in bytes, where measured.
-    pub peak_bytes: Option<u64>,
+    /// Peak GPU memory in use, MiB (nvidia-smi samples, model loading included), on CUDA.
+    pub peak_gpu_mib: Option<u64>,
 }
 
 fn sync(device: Device) {
@@ -42,7 +44,10 @@ fn sync(device: Device) {
 }
 
 fn time_steps(d: &mut Distiller, iters: usize) -> Result<f64, DistillError> {
-    d.step()?; // warm-up
+    let warmups = if d.params().device().is_cuda() { 2 } else { 1 };
+    for _ in 0..warmups {
+        d.step()?;
+    }
     sync(d.params().device());
     let t0 = Instant::now();
     for _ in 0..iters {
@@ -61,6 +66,7 @@ pub fn bench_reference(
     iters: usize,
     device: Device,
 ) -> Result<DistillBenchResult, DistillError> {
+    let probe = GpuMemoryProbe::start(device);
     let doc = demo_document(cells, size as f64);
     let mut rng = super::rng::Rng::new(0);
     let targets = (rng.normal_tensor(&[4, 3, 64, 64], device) * 0.3 + 0.5).clamp(0.0, 1.0);
@@ -86,7 +92,7 @@ pub fn bench_reference(
         size,
         shapes: cells * cells,
         sec_per_iter: sec,
-        peak_bytes: None,
+        peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
     })
 }
 
@@ -138,6 +144,7 @@ pub fn bench_distill(
     tokenizer_dir: &Path,
     device: Device,
 ) -> Result<DistillBenchResult, DistillError> {
+    let probe = GpuMemoryProbe::start(device);
     let sd = random_sd21(tokenizer_dir, device)?;
     let mut cfg = match method {
         SdMethod::Sds => SdGuidanceConfig::sds(),
@@ -162,6 +169,6 @@ pub fn bench_distill(
         size,
         shapes: cells * cells,
         sec_per_iter: sec,
-        peak_bytes: None,
+        peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
     })
 }

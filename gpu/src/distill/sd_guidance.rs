@@ -294,6 +294,54 @@ impl SdGuidance {
         Ok(w * (eps - noise))
     }
 
+    /// The method's gradient on the detached latents `zd` of particle `i` (batch of one) for
+    /// `noise` and timesteps `tt` (no gradient): SDS, CSD, DDS against the source latents, or
+    /// VPSD/ESD's `(1 − ᾱ)(ε_pretrained,CFG − ε_φ)` with φ as it is before this step's update.
+    fn latent_grad(
+        &self,
+        zd: &Tensor,
+        noise: &Tensor,
+        tt: &Tensor,
+        i: usize,
+    ) -> Result<Tensor, DistillError> {
+        let _g = tch::no_grad_guard();
+        let z_t = self.sd.scheduler.add_noise(zd, noise, tt)?;
+        let w = self.sd.scheduler.sds_weight(tt, zd)?;
+        let cfg = self.config.cfg;
+        Ok(match self.config.method {
+            SdMethod::Sds => {
+                let eps = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
+                w * (eps - noise)
+            }
+            SdMethod::Csd => {
+                let e_c = self.eps_cfg(&z_t, tt, &self.text, 1.0, 0.0)?;
+                let e_u = self.eps_cfg(&z_t, tt, &self.text, 0.0, 0.0)?;
+                w * (e_c - e_u) * cfg
+            }
+            SdMethod::Dds => {
+                let src = match &self.source_latents {
+                    Some(s) => s.narrow(0, i as i64, 1),
+                    None => zd.shallow_clone(),
+                };
+                let src_text = self.source_text.as_ref().unwrap_or(&self.text);
+                let zs_t = self.sd.scheduler.add_noise(&src, noise, tt)?;
+                let e_edit = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
+                let e_src = self.eps_cfg(&zs_t, tt, src_text, cfg, 0.0)?;
+                w * (e_edit - e_src)
+            }
+            SdMethod::Vpsd | SdMethod::Esd => {
+                let e_pre = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
+                let lambda = if self.config.method == SdMethod::Esd {
+                    self.config.esd_lambda
+                } else {
+                    1.0
+                };
+                let e_phi = self.eps_cfg(&z_t, tt, &self.text, lambda, 1.0)?;
+                w * (e_pre - e_phi)
+            }
+        })
+    }
+
     /// One AdamW step of φ on detached latents `z` (ε- or v-MSE), its loss scaled by `weight`.
     fn train_phi(
         &mut self,
@@ -355,87 +403,76 @@ impl Guidance for SdGuidance {
         self.config.method.as_str().into()
     }
 
+    /// One particle at a time through the VAE encoder (with gradient), so activation memory is
+    /// that of one 512² image however many particles there are: each particle's latent
+    /// gradient is pulled back to its render right away and collected on a detached copy of
+    /// the renders; the returned loss then carries that image gradient into the rasteriser.
     fn loss(&mut self, images: &Tensor, ctx: &mut StepCtx) -> Result<GuidanceOutput, DistillError> {
-        let z = self.encode(images);
-        let b = z.size()[0] as usize;
-        let dev = z.device();
+        let b = images.size()[0] as usize;
+        let dev = images.device();
+        let method = self.config.method;
         let t = self
             .config
             .time
             .sample(ctx.step, ctx.total_steps, b, ctx.rng);
         let tt = Tensor::from_slice(&t).to_device(dev);
-        let noise = ctx.rng.normal_tensor(&z.size(), dev);
-        let method = self.config.method;
         let guided = match (method.uses_lora(), self.config.guided) {
             (true, Some(k)) => ctx.rng.subset(b, k),
             _ => (0..b).collect(),
         };
-        let mut terms = Vec::new();
-        let zd = z.detach();
-        let z_t = self.sd.scheduler.add_noise(&zd, &noise, &tt)?;
-        let w = self.sd.scheduler.sds_weight(&tt, &zd)?;
-        let grad = match method {
-            SdMethod::Sds => {
-                let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
-                &w * (eps - &noise)
-            }
-            SdMethod::Csd => {
-                let _g = tch::no_grad_guard();
-                let e_c = self.eps_cfg(&z_t, &tt, &self.text, 1.0, 0.0)?;
-                let e_u = self.eps_cfg(&z_t, &tt, &self.text, 0.0, 0.0)?;
-                &w * (e_c - e_u) * self.config.cfg
-            }
-            SdMethod::Dds => {
-                if self.source_latents.is_none() {
-                    self.source_latents = Some(zd.copy());
-                }
-                let src = self
-                    .source_latents
-                    .as_ref()
-                    .map(|s| s.shallow_clone())
-                    .unwrap_or_else(|| zd.copy());
-                let src_text = self
-                    .source_text
-                    .as_ref()
-                    .unwrap_or(&self.text)
-                    .shallow_clone();
-                let zs_t = self.sd.scheduler.add_noise(&src, &noise, &tt)?;
-                let e_edit = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
-                let e_src = self.eps_cfg(&zs_t, &tt, &src_text, self.config.cfg, 0.0)?;
-                &w * (e_edit - e_src)
-            }
-            SdMethod::Vpsd | SdMethod::Esd => {
-                let e_pre = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
-                let lambda = if method == SdMethod::Esd {
-                    self.config.esd_lambda
-                } else {
-                    1.0
-                };
-                let e_phi = self.eps_cfg(&z_t, &tt, &self.text, lambda, 1.0)?;
-                let g = &w * (e_pre - e_phi);
-                // φ: one step on detached latents of `phi_particles` random particles.
-                let phi_idx = ctx.rng.subset(b, self.config.phi_particles);
-                let idx =
-                    Tensor::from_slice(&phi_idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                        .to_device(dev);
-                let weight = ctx.weights.map_or(1.0, |w| {
-                    phi_idx.iter().map(|&i| w[i]).sum::<f64>() / phi_idx.len().max(1) as f64
-                });
-                let phi_loss = self.train_phi(&zd.index_select(0, &idx), ctx, weight)?;
-                terms.push(("phi_loss".into(), phi_loss));
-                g
-            }
-        };
-        let mut per = vec![0.0f32; b];
+        let vae = &self.sd.vae.config;
+        let side = self.config.resolution / vae.scale_factor();
+        let noise = ctx
+            .rng
+            .normal_tensor(&[b as i64, vae.latent_channels, side, side], dev);
+        let leaf = images.detach().set_requires_grad(true);
+        let mut latents: Vec<Option<Tensor>> = (0..b).map(|_| None).collect();
+        let mut value = 0.0;
         for &i in &guided {
-            per[i] = ctx.weights.map_or(1.0, |w| w[i] as f32);
+            let row = |x: &Tensor| x.narrow(0, i as i64, 1);
+            let z = self.encode(&row(&leaf));
+            let zd = z.detach();
+            let grad = self.latent_grad(&zd, &row(&noise), &row(&tt), i)?;
+            let weight = ctx.weights.map_or(1.0, |w| w[i]);
+            let mut grad = (grad * weight).nan_to_num(0.0, 0.0, 0.0);
+            if let Some(c) = self.config.grad_clip {
+                grad = grad.clamp(-c, c);
+            }
+            let (loss, v) = apply_grad_loss(&z, &grad);
+            value += v / b as f64;
+            (loss / b as f64).backward();
+            latents[i] = Some(zd);
         }
-        let per = Tensor::from_slice(&per).to_device(dev).view([-1, 1, 1, 1]);
-        let mut grad = (grad * per).nan_to_num(0.0, 0.0, 0.0);
-        if let Some(c) = self.config.grad_clip {
-            grad = grad.clamp(-c, c);
+        if method == SdMethod::Dds && self.source_latents.is_none() {
+            let rows: Vec<Tensor> = latents.iter().flatten().map(|z| z.copy()).collect();
+            self.source_latents = Some(Tensor::cat(&rows, 0));
         }
-        let (loss, value) = apply_grad_loss(&z, &grad);
+        let mut terms = Vec::new();
+        if method.uses_lora() {
+            // φ: one step on detached latents of `phi_particles` random particles.
+            let phi_idx = ctx.rng.subset(b, self.config.phi_particles);
+            let rows = phi_idx
+                .iter()
+                .map(|&i| match &latents[i] {
+                    Some(z) => z.shallow_clone(),
+                    None => {
+                        let _g = tch::no_grad_guard();
+                        self.encode(&images.detach().narrow(0, i as i64, 1))
+                    }
+                })
+                .collect::<Vec<_>>();
+            let weight = ctx.weights.map_or(1.0, |w| {
+                phi_idx.iter().map(|&i| w[i]).sum::<f64>() / phi_idx.len().max(1) as f64
+            });
+            let phi_loss = self.train_phi(&Tensor::cat(&rows, 0), ctx, weight)?;
+            terms.push(("phi_loss".into(), phi_loss));
+        }
+        let image_grad = leaf.grad();
+        let loss = if image_grad.defined() {
+            (images * image_grad.detach()).sum(Kind::Float)
+        } else {
+            (images * 0.0).sum(Kind::Float)
+        };
         terms.push((
             "mean_t".into(),
             t.iter().sum::<i64>() as f64 / t.len().max(1) as f64,

@@ -69,8 +69,10 @@ pub struct BenchCase {
     pub shapes: usize,
     /// Open strokes of this width instead of filled blobs.
     pub stroke_width: Option<f32>,
-    /// Square output size in pixels.
-    pub size: usize,
+    /// Output size in pixels, `[width, height]`.
+    pub size: [usize; 2],
+    /// Particles rendered in one batched call (each a jittered copy of the scene).
+    pub particles: usize,
     /// DiffVG's forward + backward CPU ms on the same scene (1 sample per pixel, 2 threads),
     /// from `shared/anchors.md`, where measured.
     pub diffvg_cpu_ms: Option<f64>,
@@ -86,7 +88,8 @@ impl BenchCase {
                 description: "64 closed blobs, 256²",
                 shapes: 64,
                 stroke_width: None,
-                size: 256,
+                size: [256; 2],
+                particles: 1,
                 diffvg_cpu_ms: Some(270.0),
             },
             Self {
@@ -94,7 +97,8 @@ impl BenchCase {
                 description: "256 closed blobs, 256²",
                 shapes: 256,
                 stroke_width: None,
-                size: 256,
+                size: [256; 2],
+                particles: 1,
                 diffvg_cpu_ms: Some(711.0),
             },
             Self {
@@ -102,7 +106,8 @@ impl BenchCase {
                 description: "256 open strokes w 2, 256²",
                 shapes: 256,
                 stroke_width: Some(2.0),
-                size: 256,
+                size: [256; 2],
+                particles: 1,
                 diffvg_cpu_ms: None,
             },
             Self {
@@ -110,8 +115,34 @@ impl BenchCase {
                 description: "512 closed blobs, 512²",
                 shapes: 512,
                 stroke_width: None,
-                size: 512,
+                size: [512; 2],
+                particles: 1,
                 diffvg_cpu_ms: Some(1882.0),
+            },
+        ]
+    }
+
+    /// The GPU cases of the issue: (e) 2048 closed blobs at 2040×1344 (DiffVG: 85 + 448 ms
+    /// on an RTX 4090, `shared/anchors.md`), (f) 6 particles of 512 blobs at 512² in one call.
+    pub fn gpu() -> Vec<Self> {
+        vec![
+            Self {
+                name: "e",
+                description: "2048 closed blobs, 2040×1344",
+                shapes: 2048,
+                stroke_width: None,
+                size: [2040, 1344],
+                particles: 1,
+                diffvg_cpu_ms: None,
+            },
+            Self {
+                name: "f",
+                description: "6 particles × 512 closed blobs, 512²",
+                shapes: 512,
+                stroke_width: None,
+                size: [512; 2],
+                particles: 6,
+                diffvg_cpu_ms: None,
             },
         ]
     }
@@ -123,7 +154,32 @@ impl BenchCase {
             None => random_blobs(self.shapes, self.size, seed, device)?,
         };
         s.name = format!("{} ({})", self.name, self.description);
+        if self.particles > 1 {
+            s.params = jittered_particles(&s.params, self.particles, seed);
+        }
         Ok(s)
+    }
+}
+
+/// `particles` copies of a one-particle scene, particle k > 0 with its points moved by seeded
+/// N(0, 2 px) noise, so a batched render has distinct particles (as in VPSD).
+fn jittered_particles(one: &SceneParams, particles: usize, seed: u64) -> SceneParams {
+    let b = particles as i64;
+    tch::manual_seed(seed as i64);
+    let jitter = Tensor::randn(one.points.size(), (Kind::Float, one.points.device())) * 2.0;
+    let rep = |t: &Tensor| {
+        let mut dims = vec![b];
+        dims.extend(std::iter::repeat_n(1, t.dim() - 1));
+        t.repeat(&dims)
+    };
+    let points = rep(&one.points);
+    let _ = points.narrow(0, 1, b - 1).g_add_(&jitter);
+    SceneParams {
+        points,
+        fill: rep(&one.fill),
+        stroke: rep(&one.stroke),
+        stroke_width: rep(&one.stroke_width),
+        background: rep(&one.background),
     }
 }
 
@@ -146,6 +202,8 @@ pub struct BenchResult {
     pub peak_rss_mib: Option<f64>,
     /// DiffVG's CPU ms on the same case, where known.
     pub diffvg_cpu_ms: Option<f64>,
+    /// Peak GPU memory in use while running this scene, MiB (nvidia-smi samples), on CUDA.
+    pub peak_gpu_mib: Option<u64>,
 }
 
 impl BenchResult {
@@ -201,6 +259,7 @@ pub fn bench_raster(
     reset_peak_rss();
     let params = scene.params.to_leaves();
     let dev = params.device();
+    let probe = crate::gpu_memory::GpuMemoryProbe::start(dev);
     let target = Tensor::full(
         [1, 3, scene.height as i64, scene.width as i64],
         0.5,
@@ -251,6 +310,53 @@ pub fn bench_raster(
         forward_wall_ms: median(fwds),
         peak_rss_mib: peak_rss_mib(),
         diffvg_cpu_ms,
+        peak_gpu_mib: probe.and_then(crate::gpu_memory::GpuMemoryProbe::finish),
+    })
+}
+
+/// How closely a scene's render and MSE gradients on its device agree with the CPU's (the
+/// same code runs on both): max |Δ pixel| and max |Δ ∂loss/∂point| over max |∂loss/∂point|.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceAgreement {
+    /// Largest absolute difference of any pixel channel (values in [0, 1]).
+    pub max_pixel_diff: f64,
+    /// Largest difference of a control-point gradient, relative to the largest gradient.
+    pub max_grad_rel_diff: f64,
+}
+
+/// Renders `scene` (forward + backward of the benchmark loss) on its own device and on the
+/// CPU and compares them.
+pub fn agreement_with_cpu(
+    scene: &BenchScene,
+    opts: &RasterOptions,
+) -> Result<DeviceAgreement, RasterError> {
+    let run = |device: Device| -> Result<(Tensor, Tensor), RasterError> {
+        let on = |t: &Tensor| t.to_device(device);
+        let params = SceneParams {
+            points: on(&scene.params.points),
+            fill: on(&scene.params.fill),
+            stroke: on(&scene.params.stroke),
+            stroke_width: on(&scene.params.stroke_width),
+            background: on(&scene.params.background),
+        }
+        .to_leaves();
+        let target = Tensor::full(
+            [1, 3, scene.height as i64, scene.width as i64],
+            0.5,
+            (Kind::Float, device),
+        );
+        let out = rasterize(&scene.scene, &params, scene.width, scene.height, opts)?;
+        mse_loss(&out, &target).backward();
+        let image = out.rgb.detach().to_device(Device::Cpu);
+        Ok((image, params.points.grad().to_device(Device::Cpu)))
+    };
+    let (image_dev, grad_dev) = run(scene.params.device())?;
+    let (image_cpu, grad_cpu) = run(Device::Cpu)?;
+    let max = |t: Tensor| t.abs().max().double_value(&[]);
+    let scale = max(grad_cpu.shallow_clone()).max(f64::MIN_POSITIVE);
+    Ok(DeviceAgreement {
+        max_pixel_diff: max(image_dev - image_cpu),
+        max_grad_rel_diff: max(grad_dev - grad_cpu) / scale,
     })
 }
 
@@ -284,15 +390,15 @@ type Paints = (Vec<f32>, Vec<f32>, Vec<f32>);
 
 fn build(
     name: String,
-    size: usize,
+    [width, height]: [usize; 2],
     shapes: Vec<ShapeTopology>,
     points: Vec<f32>,
-    (fill, stroke, width): Paints,
+    (fill, stroke, stroke_width): Paints,
     device: Device,
 ) -> Result<BenchScene, RasterError> {
     let n = shapes.len() as i64;
     let p = (points.len() / 2) as i64;
-    let scene = Scene::new([size as f32; 2], p as usize, shapes)?;
+    let scene = Scene::new([width as f32, height as f32], p as usize, shapes)?;
     let params = SceneParams {
         points: Tensor::from_slice(&points)
             .view([1, p, 2])
@@ -301,7 +407,9 @@ fn build(
         stroke: Tensor::from_slice(&stroke)
             .view([1, n, 4])
             .to_device(device),
-        stroke_width: Tensor::from_slice(&width).view([1, n]).to_device(device),
+        stroke_width: Tensor::from_slice(&stroke_width)
+            .view([1, n])
+            .to_device(device),
         background: Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0])
             .view([1, 4])
             .to_device(device),
@@ -310,16 +418,16 @@ fn build(
         name,
         scene,
         params,
-        width: size,
-        height: size,
+        width,
+        height,
     })
 }
 
 /// `n` random closed blobs (4 cubic segments, radius 8–40 px, fill alpha 0.8) on a white
-/// `size²` canvas (1 document unit = 1 px).
+/// `[width, height]` canvas (1 document unit = 1 px).
 pub fn random_blobs(
     n: usize,
-    size: usize,
+    size: [usize; 2],
     seed: u64,
     device: Device,
 ) -> Result<BenchScene, RasterError> {
@@ -327,8 +435,8 @@ pub fn random_blobs(
     let (mut shapes, mut points, mut fill) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         let start = points.len() / 2;
-        let cx = rng.uniform(0.0, size as f32);
-        let cy = rng.uniform(0.0, size as f32);
+        let cx = rng.uniform(0.0, size[0] as f32);
+        let cy = rng.uniform(0.0, size[1] as f32);
         let r = rng.uniform(8.0, 40.0);
         let theta0 = rng.uniform(0.0, std::f32::consts::TAU);
         let anchors: Vec<(f32, f32, f32)> = (0..4)
@@ -366,7 +474,7 @@ pub fn random_blobs(
     let stroke = vec![0.0; 4 * n];
     let width = vec![0.0; n];
     build(
-        format!("{n} blobs {size}²"),
+        format!("{n} blobs {}×{}", size[0], size[1]),
         size,
         shapes,
         points,
@@ -376,10 +484,10 @@ pub fn random_blobs(
 }
 
 /// `n` random open strokes (4 cubic segments spanning 8–40 px steps, given width, alpha
-/// 0.8) on a white `size²` canvas.
+/// 0.8) on a white `[width, height]` canvas.
 pub fn random_strokes(
     n: usize,
-    size: usize,
+    size: [usize; 2],
     stroke_width: f32,
     seed: u64,
     device: Device,
@@ -388,8 +496,8 @@ pub fn random_strokes(
     let (mut shapes, mut points, mut stroke) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         let start = points.len() / 2;
-        let mut x = rng.uniform(0.0, size as f32);
-        let mut y = rng.uniform(0.0, size as f32);
+        let mut x = rng.uniform(0.0, size[0] as f32);
+        let mut y = rng.uniform(0.0, size[1] as f32);
         let r = rng.uniform(8.0, 40.0);
         points.extend_from_slice(&[x, y]);
         for _ in 0..4 {
@@ -423,7 +531,7 @@ pub fn random_strokes(
     let fill = vec![0.0; 4 * n];
     let width = vec![stroke_width; n];
     build(
-        format!("{n} strokes w {stroke_width} {size}²"),
+        format!("{n} strokes w {stroke_width} {}×{}", size[0], size[1]),
         size,
         shapes,
         points,

@@ -24,8 +24,8 @@ mod render;
 mod scene;
 
 pub use bench::{
-    BenchCase, BenchResult, BenchScene, bench_raster, mse_loss, random_blobs, random_strokes,
-    scene_to_svg,
+    BenchCase, BenchResult, BenchScene, DeviceAgreement, agreement_with_cpu, bench_raster,
+    mse_loss, random_blobs, random_strokes, scene_to_svg,
 };
 pub use render::rasterize;
 pub use scene::{Scene, SceneParams, ShapeTopology};

@@ -9,6 +9,7 @@ use super::Result;
 use super::config::UNet2DConditionConfig;
 use super::lora::{Lora, LoraConfig};
 use super::unet_2d::UNet2DConditionModel;
+use crate::gpu_memory::GpuMemoryProbe;
 
 /// What to benchmark.
 #[derive(Clone, Debug)]
@@ -40,6 +41,8 @@ pub struct UNetBenchReport {
     pub lora_fwd_bwd_ms: Option<f64>,
     /// Whether every output was finite.
     pub finite: bool,
+    /// Peak GPU memory in use, MiB (nvidia-smi samples, weights included), on CUDA.
+    pub peak_gpu_mib: Option<u64>,
 }
 
 fn sync(device: Device) {
@@ -48,8 +51,14 @@ fn sync(device: Device) {
     }
 }
 
+/// Untimed warm-up runs: CUDA needs a few (allocator, cuBLAS/cuDNN algorithm choice).
+fn warmups(device: Device) -> usize {
+    if device.is_cuda() { 3 } else { 1 }
+}
+
 /// Builds the UNet with random weights and times it.
 pub fn bench_unet(c: &UNetBenchConfig, progress: &mut dyn FnMut(&str)) -> Result<UNetBenchReport> {
+    let probe = GpuMemoryProbe::start(c.device);
     tch::manual_seed(0);
     let mut vs = nn::VarStore::new(c.device);
     vs.set_kind(c.kind);
@@ -64,17 +73,23 @@ pub fn bench_unet(c: &UNetBenchConfig, progress: &mut dyn FnMut(&str)) -> Result
     let forward_ms = {
         let _guard = tch::no_grad_guard();
         progress("forward: warm-up");
-        let out = unet.forward(&xs, &t, &ehs, 0.0)?;
-        finite &= out.isfinite().all().int64_value(&[]) == 1;
-        sync(c.device);
-        let start = Instant::now();
-        for i in 0..c.iters {
-            progress(&format!("forward {}/{}", i + 1, c.iters));
+        for _ in 0..warmups(c.device) {
             let out = unet.forward(&xs, &t, &ehs, 0.0)?;
             finite &= out.isfinite().all().int64_value(&[]) == 1;
         }
         sync(c.device);
-        start.elapsed().as_secs_f64() * 1000.0 / c.iters.max(1) as f64
+        let start = Instant::now();
+        let mut last = None;
+        for i in 0..c.iters {
+            progress(&format!("forward {}/{}", i + 1, c.iters));
+            last = Some(unet.forward(&xs, &t, &ehs, 0.0)?);
+        }
+        sync(c.device);
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / c.iters.max(1) as f64;
+        if let Some(out) = last {
+            finite &= out.isfinite().all().int64_value(&[]) == 1;
+        }
+        ms
     };
     let lora_fwd_bwd_ms = if c.lora_rank > 0 {
         let lora = Lora::attach(
@@ -94,7 +109,9 @@ pub fn bench_unet(c: &UNetBenchConfig, progress: &mut dyn FnMut(&str)) -> Result
             Ok(())
         };
         progress("LoRA forward+backward: warm-up");
-        step(&unet)?;
+        for _ in 0..warmups(c.device) {
+            step(&unet)?;
+        }
         sync(c.device);
         let start = Instant::now();
         for i in 0..c.iters {
@@ -113,5 +130,6 @@ pub fn bench_unet(c: &UNetBenchConfig, progress: &mut dyn FnMut(&str)) -> Result
         forward_ms,
         lora_fwd_bwd_ms,
         finite,
+        peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
     })
 }
