@@ -190,3 +190,30 @@ fn parity_sd15() {
 fn parity_sd21() {
     parity("tiny-sd21");
 }
+
+/// Unicode edge cases: decomposed accents (NFC), a combining mark with no precomposed form,
+/// number forms and ligatures. Expected ids from transformers 5's `CLIPTokenizer` on the same
+/// tokenizer folder (`CLIPTokenizer.from_pretrained(dir)(text).input_ids`).
+#[test]
+fn unicode_prompts_tokenize_like_transformers() {
+    let tok = vecdream_gpu::sd::ClipTokenizer::from_dir(&fixture("tiny-sd15").join("tokenizer"))
+        .expect("tokenizer");
+    let cases: [(&str, &[i64]); 3] = [
+        (
+            "Cafe\u{301} x\u{301}y",
+            &[572, 66, 64, 69, 127, 358, 343, 136, 479, 344, 573],
+        ),
+        (
+            "caf\u{e9} x\u{301}y",
+            &[572, 66, 64, 69, 127, 358, 343, 136, 479, 344, 573],
+        ),
+        (
+            "\u{216b} \u{bd} \u{fb01}ne",
+            &[572, 158, 227, 375, 126, 377, 171, 105, 223, 77, 324, 573],
+        ),
+    ];
+    for (text, want) in cases {
+        let ids = tok.encode(text);
+        assert_eq!(&ids[..want.len()], want, "{text:?}");
+    }
+}

@@ -3,14 +3,12 @@
 //! Steps, as in the `tokenizer.json` that transformers writes for CLIP (normalizer, pre-tokenizer,
 //! BPE model, post-processor):
 //! 1. split out the special tokens (BOS, EOS, and the pad token: SD2's `!`) on the raw text;
-//! 2. each remaining piece: collapse whitespace, lowercase;
+//! 2. each remaining piece: NFC, collapse whitespace, lowercase;
 //! 3. split with the CLIP regex `<|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`;
 //! 4. map UTF-8 bytes to unicode characters, BPE with `</w>` on the last symbol;
 //! 5. `[BOS] + tokens[..max_len - 2] + [EOS]`, padded to 77 with the pad token.
 //!
-//! Known gap: no NFC normalisation (no Unicode tables in our dependency set), so decomposed input
-//! such as `e` + U+0301 tokenizes differently from `é`; and `\p{L}` is approximated by
-//! `char::is_alphabetic`, which also accepts some combining marks.
+//! `\p{L}` and `\p{N}` are the Unicode general categories L* and N*, as in the regex crate.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -331,8 +329,10 @@ impl ClipTokenizer {
     }
 }
 
-/// The normalizer of CLIP's `tokenizer.json` minus NFC: collapse whitespace runs, lowercase.
+/// The normalizer of CLIP's `tokenizer.json`: NFC, collapse whitespace runs, lowercase.
 fn basic_clean(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let text: String = text.nfc().collect();
     text.split_whitespace()
         .map(|w| w.to_lowercase())
         .collect::<Vec<_>>()
@@ -353,7 +353,18 @@ fn clip_split(text: &str) -> Vec<&str> {
         "'ll",
         "'d",
     ];
-    let is_letter = |c: char| c.is_alphabetic();
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    let is_letter = |c: char| {
+        matches!(
+            get_general_category(c),
+            G::UppercaseLetter
+                | G::LowercaseLetter
+                | G::TitlecaseLetter
+                | G::ModifierLetter
+                | G::OtherLetter
+        )
+    };
+    // char::is_numeric is exactly the general categories Nd, Nl and No (\p{N}).
     let is_number = |c: char| c.is_numeric();
     let mut out = Vec::new();
     let mut i = 0;
@@ -396,6 +407,14 @@ mod tests {
     #[test]
     fn basic_clean_lowercases_and_collapses_whitespace() {
         assert_eq!(basic_clean("  A\tDSLR\n Photo"), "a dslr photo");
+    }
+
+    #[test]
+    fn nfc_composes_before_splitting() {
+        // `e` + COMBINING ACUTE ACCENT is `é` after NFC, as the `tokenizers` normalizer does.
+        assert_eq!(basic_clean("Cafe\u{301}"), "caf\u{e9}");
+        // A mark with no precomposed form stays a separate non-letter piece (\p{Mn} ∉ \p{L}).
+        assert_eq!(clip_split("x\u{301}y"), vec!["x", "\u{301}", "y"]);
     }
 
     #[test]
