@@ -233,3 +233,99 @@ fn dropped_image_vectorises_in_the_background_into_a_layered_document() {
     let msg = h.state().status_message().unwrap_or_default();
     assert!(msg.starts_with("Vectorised"), "{msg}");
 }
+
+/// Names of the first object's direct shapes in paint order (back to front).
+fn paint_order(app: &VecdreamApp) -> Vec<String> {
+    app.document().unwrap().objects[0]
+        .children
+        .iter()
+        .map(|c| match c {
+            vecdream::core::ObjectChild::Shape(s) => s.meta.name.clone(),
+            vecdream::core::ObjectChild::Component(c) => c.meta.name.clone(),
+        })
+        .collect()
+}
+
+/// Presses the primary button at `from`, moves the pointer to `to` in small steps (a frame each) and
+/// releases it there, as a hand on a mouse would.
+fn pointer_drag(h: &mut Harness<'_, VecdreamApp>, from: egui::Pos2, to: egui::Pos2) {
+    h.hover_at(from);
+    h.drag_at(from);
+    for i in 1..=10 {
+        h.hover_at(from.lerp(to, i as f32 / 10.0));
+    }
+    h.run();
+    h.drop_at(to);
+    h.run();
+}
+
+#[test]
+fn dragging_a_tree_row_onto_a_sibling_reorders_and_undoes() {
+    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let mut h = harness(vec![svg]);
+    open_through_menu(&mut h);
+    let before = paint_order(h.state());
+    assert!(before.len() >= 5, "{before:?}");
+    let (dragged, target) = (before[1].clone(), before[4].clone());
+
+    // Multi-select still works on rows that can also be dragged.
+    h.get_by_label(&dragged).click();
+    h.run();
+    h.get_by_label(&target)
+        .click_modifiers(egui::Modifiers::COMMAND);
+    h.run();
+    let selected = h.state().selection().ids();
+    assert_eq!(selected.len(), 2, "Ctrl-click adds to the selection");
+
+    // Drop on the upper half of the target's row: in front of it (the tree lists the front first).
+    let from = h.get_by_label(&dragged).rect().center();
+    let onto = h.get_by_label(&target).rect();
+    pointer_drag(&mut h, from, egui::pos2(onto.center().x, onto.top() + 3.0));
+    let mut expected = before.clone();
+    let moved = expected.remove(1);
+    let at = expected.iter().position(|n| *n == target).unwrap() + 1;
+    expected.insert(at, moved);
+    assert_eq!(
+        paint_order(h.state()),
+        expected,
+        "dropped in front of {target}"
+    );
+    assert_eq!(
+        h.state().selection().ids(),
+        selected,
+        "a drag keeps the selection"
+    );
+
+    // The lower half of a row: behind it. Drag the same shape behind the back-most one.
+    let back = expected[0].clone();
+    let from = h.get_by_label(&dragged).rect().center();
+    let onto = h.get_by_label(&back).rect();
+    pointer_drag(
+        &mut h,
+        from,
+        egui::pos2(onto.center().x, onto.bottom() - 3.0),
+    );
+    let mut expected2 = expected.clone();
+    let moved = expected2.remove(expected2.iter().position(|n| *n == dragged).unwrap());
+    expected2.insert(0, moved);
+    assert_eq!(paint_order(h.state()), expected2, "dropped behind {back}");
+
+    // Each drop is one undo step.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert_eq!(paint_order(h.state()), expected);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert_eq!(paint_order(h.state()), before, "Ctrl+Z restores the order");
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run();
+    assert_eq!(paint_order(h.state()), expected, "Ctrl+Shift+Z redoes it");
+
+    // Released away from any row: nothing changes.
+    let from = h.get_by_label(&dragged).rect().center();
+    pointer_drag(&mut h, from, egui::pos2(640.0, 400.0));
+    assert_eq!(paint_order(h.state()), expected);
+}

@@ -1,6 +1,7 @@
 //! The right panel: the document's object tree (objects → components → shapes) with hide and lock
-//! toggles, selection (Ctrl-click adds) and rename (double-click). It returns edit commands; it never
-//! mutates the document itself.
+//! toggles, selection (Ctrl-click adds), rename (double-click) and drag to reorder (drop a row on a
+//! sibling: above it puts it in front, below it behind). It returns edit commands; it never mutates
+//! the document itself.
 
 use egui::{RichText, Role, WidgetInfo};
 use vecdream_core::{Command, Document, NodeId, NodeMeta, ObjectChild};
@@ -36,29 +37,41 @@ impl TreePanel {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 // Front-most first, as in Inkscape's layer panel.
-                for object in doc.objects.iter().rev() {
-                    let open = self.row(ui, &object.meta, 0, true, selection, &mut commands);
+                for (o, object) in doc.objects.iter().enumerate().rev() {
+                    let slot = Slot::new(Parent::Root, o);
+                    let open = self.row(ui, &object.meta, slot, true, selection, &mut commands);
                     if !open {
                         continue;
                     }
-                    for child in object.children.iter().rev() {
+                    let in_object = Parent::Object(object.meta.id);
+                    for (c, child) in object.children.iter().enumerate().rev() {
+                        let slot = Slot::new(in_object, c);
                         match child {
                             ObjectChild::Shape(shape) => {
-                                self.row(ui, &shape.meta, 1, false, selection, &mut commands);
+                                self.row(ui, &shape.meta, slot, false, selection, &mut commands);
                             }
                             ObjectChild::Component(component) => {
-                                if self.row(ui, &component.meta, 1, true, selection, &mut commands)
-                                {
-                                    for shape in component.shapes.iter().rev() {
-                                        self.row(
-                                            ui,
-                                            &shape.meta,
-                                            2,
-                                            false,
-                                            selection,
-                                            &mut commands,
-                                        );
-                                    }
+                                let open = self.row(
+                                    ui,
+                                    &component.meta,
+                                    slot,
+                                    true,
+                                    selection,
+                                    &mut commands,
+                                );
+                                if !open {
+                                    continue;
+                                }
+                                let in_component = Parent::Component(component.meta.id);
+                                for (i, shape) in component.shapes.iter().enumerate().rev() {
+                                    self.row(
+                                        ui,
+                                        &shape.meta,
+                                        Slot::new(in_component, i),
+                                        false,
+                                        selection,
+                                        &mut commands,
+                                    );
                                 }
                             }
                         }
@@ -68,21 +81,22 @@ impl TreePanel {
         commands
     }
 
-    /// One row: indent, open/close arrow (groups), hide toggle, lock toggle, name. Returns whether the
-    /// node's children should be listed.
+    /// One row: indent, open/close arrow (groups), hide toggle, lock toggle, name (click selects,
+    /// drag reorders). Returns whether the node's children should be listed.
     fn row(
         &mut self,
         ui: &mut egui::Ui,
         meta: &NodeMeta,
-        depth: usize,
+        slot: Slot,
         expandable: bool,
         selection: &mut Selection,
         commands: &mut Vec<Command>,
     ) -> bool {
         let id = meta.id;
+        let depth = slot.parent.depth();
         let open_id = ui.scope_id().with(("tree_open", id.0));
         let mut open = expandable && ui.data(|d| d.get_temp::<bool>(open_id).unwrap_or(depth == 0));
-        ui.horizontal(|ui| {
+        let row = ui.horizontal(|ui| {
             ui.add_space(14.0 * depth as f32 + if expandable { 0.0 } else { 18.0 });
             if expandable {
                 let arrow = if open { "-" } else { "+" };
@@ -128,7 +142,14 @@ impl TreePanel {
                     if meta.hidden {
                         text = text.weak();
                     }
-                    let r = ui.selectable_label(selection.contains(id), text);
+                    let r = ui.add(
+                        egui::Button::selectable(selection.contains(id), text)
+                            .sense(egui::Sense::click_and_drag()),
+                    );
+                    r.dnd_set_drag_payload(DraggedRow { id, slot });
+                    if r.dragged() {
+                        paint_drag_label(ui, &meta.name);
+                    }
                     if r.double_clicked() {
                         self.renaming = Some((id, meta.name.clone()));
                     } else if r.clicked() {
@@ -141,7 +162,127 @@ impl TreePanel {
                 }
             }
         });
+        drop_target(ui, row.response.rect, id, slot, commands);
         open
+    }
+}
+
+/// The list a node belongs to: the document's objects, an object's children or a component's shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Parent {
+    Root,
+    Object(NodeId),
+    Component(NodeId),
+}
+
+impl Parent {
+    /// Indent level of the rows in this list.
+    fn depth(self) -> usize {
+        match self {
+            Parent::Root => 0,
+            Parent::Object(_) => 1,
+            Parent::Component(_) => 2,
+        }
+    }
+}
+
+/// A row's place: its parent list and its index there (paint order: 0 is at the back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    parent: Parent,
+    index: usize,
+}
+
+impl Slot {
+    fn new(parent: Parent, index: usize) -> Self {
+        Self { parent, index }
+    }
+}
+
+/// The drag-and-drop payload of a tree row being dragged.
+#[derive(Clone, Copy, Debug)]
+struct DraggedRow {
+    id: NodeId,
+    slot: Slot,
+}
+
+/// The dragged row's name, following the pointer.
+fn paint_drag_label(ui: &egui::Ui, name: &str) {
+    let Some(pos) = ui.ctx().pointer_interact_pos() else {
+        return;
+    };
+    let painter = ui.ctx().layer_painter(egui::LayerId::new(
+        egui::Order::Tooltip,
+        ui.scope_id().with("tree_drag_label"),
+    ));
+    let galley = painter.layout_no_wrap(
+        name.to_owned(),
+        egui::TextStyle::Body.resolve(ui.style()),
+        ui.visuals().strong_text_color(),
+    );
+    let at = pos + egui::vec2(14.0, -galley.size().y / 2.0);
+    let frame = egui::Rect::from_min_size(at, galley.size()).expand(3.0);
+    painter.rect_filled(frame, 3.0, ui.visuals().window_fill);
+    painter.galley(at, galley, ui.visuals().strong_text_color());
+}
+
+/// Makes the row in `rect` a drop target for dragged siblings: while one hovers over it a line shows
+/// where it will land (above the row: in front of this node; below: behind it), and releasing it
+/// there emits [`Command::Reorder`]. Rows of another list are not targets.
+fn drop_target(
+    ui: &egui::Ui,
+    rect: egui::Rect,
+    id: NodeId,
+    slot: Slot,
+    commands: &mut Vec<Command>,
+) {
+    let Some(dragged) = egui::DragAndDrop::payload::<DraggedRow>(ui.ctx()) else {
+        return;
+    };
+    if dragged.id == id || dragged.slot.parent != slot.parent {
+        return;
+    }
+    // The whole width of the panel and half the gap to the neighbouring rows.
+    let half_gap = ui.spacing().item_spacing.y / 2.0;
+    let target = egui::Rect::from_x_y_ranges(
+        ui.max_rect().x_range(),
+        (rect.top() - half_gap)..=(rect.bottom() + half_gap),
+    );
+    if !ui.rect_contains_pointer(target) {
+        return;
+    }
+    let Some(pointer) = ui.input(|i| i.pointer.interact_pos()) else {
+        return;
+    };
+    // Rows list the front-most node first, so the upper half means "in front of this node".
+    let in_front = pointer.y < target.center().y;
+    let y = if in_front {
+        target.top()
+    } else {
+        target.bottom()
+    };
+    let stroke = egui::Stroke::new(2.0, ui.visuals().selection.stroke.color);
+    ui.painter().hline(target.x_range(), y, stroke);
+    if ui.input(|i| i.pointer.any_released()) {
+        egui::DragAndDrop::clear_payload(ui.ctx());
+        let index = reorder_index(dragged.slot.index, slot.index, in_front);
+        if index != dragged.slot.index {
+            commands.push(Command::Reorder {
+                id: dragged.id,
+                index,
+            });
+        }
+    }
+}
+
+/// The index for [`Command::Reorder`] (remove at `from`, insert at the result) that puts the node at
+/// `from` just in front of (`in_front`, higher index) or just behind the sibling at `target`.
+fn reorder_index(from: usize, target: usize, in_front: bool) -> usize {
+    match (from < target, in_front) {
+        (true, true) => target,
+        (true, false) => target - 1,
+        (false, true) => target + 1,
+        (false, false) => target,
     }
 }
 
@@ -155,4 +296,39 @@ fn toggle(ui: &mut egui::Ui, icon: &str, on: bool, label: &str) -> egui::Respons
     let r = ui.add(egui::Button::new(text).small().selected(on).frame(false));
     r.widget_info(|| WidgetInfo::selected(Role::CheckBox, true, on, label));
     r.on_hover_text(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies `Reorder` semantics (remove, then insert at the index) to a list of names.
+    fn moved(
+        list: &[&'static str],
+        from: usize,
+        target: usize,
+        in_front: bool,
+    ) -> Vec<&'static str> {
+        let mut v = list.to_vec();
+        let item = v.remove(from);
+        v.insert(reorder_index(from, target, in_front), item);
+        v
+    }
+
+    #[test]
+    fn reorder_index_lands_next_to_the_target() {
+        let l = ["a", "b", "c", "d"];
+        // "a" (back-most) in front of "c", then behind "c".
+        assert_eq!(moved(&l, 0, 2, true), ["b", "c", "a", "d"]);
+        assert_eq!(moved(&l, 0, 2, false), ["b", "a", "c", "d"]);
+        // "d" (front-most) behind "b", then in front of "b".
+        assert_eq!(moved(&l, 3, 1, false), ["a", "d", "b", "c"]);
+        assert_eq!(moved(&l, 3, 1, true), ["a", "b", "d", "c"]);
+        // To the very front and the very back.
+        assert_eq!(moved(&l, 1, 3, true), ["a", "c", "d", "b"]);
+        assert_eq!(moved(&l, 2, 0, false), ["c", "a", "b", "d"]);
+        // Next to a neighbour on the side it already is: no move.
+        assert_eq!(reorder_index(1, 2, false), 1);
+        assert_eq!(reorder_index(2, 1, true), 2);
+    }
 }
