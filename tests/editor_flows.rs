@@ -329,3 +329,173 @@ fn dragging_a_tree_row_onto_a_sibling_reorders_and_undoes() {
     pointer_drag(&mut h, from, egui::pos2(640.0, 400.0));
     assert_eq!(paint_order(h.state()), expected);
 }
+
+/// What the UI did, frame by frame, while the worker ran.
+#[derive(Debug, Default)]
+struct FrameLog {
+    /// CPU ms of each `App::ui` call, as the app measures it.
+    ui_ms: Vec<f32>,
+    /// Wall ms of each whole egui pass (the app, layout, tessellation, texture upload, and kittest's
+    /// AccessKit update).
+    pass_ms: Vec<f32>,
+    /// Wall ms of rendering each frame (only when asked for).
+    render_ms: Vec<f32>,
+    /// UI frames during which no event at all arrived from the worker.
+    frames_without_worker_event: usize,
+    /// Particle frames received from the worker during the log.
+    worker_frames: usize,
+    /// Worker steps done during the log.
+    worker_steps: usize,
+    /// Wall time of the log.
+    wall: Duration,
+}
+
+/// Steps the UI until `done` (or `limit` passes), one frame per `period` at most (like a display at
+/// 1/period Hz; zero runs frames back to back), rendering each frame through wgpu when `render`.
+fn log_frames(
+    h: &mut Harness<'_, VecdreamApp>,
+    period: Duration,
+    render: bool,
+    limit: Duration,
+    done: impl Fn(&VecdreamApp, &FrameLog) -> bool,
+) -> FrameLog {
+    let mut log = FrameLog::default();
+    let start = Instant::now();
+    let (frames0, step0) = (h.state().frames_received(), h.state().run_status().step);
+    while !done(h.state(), &log) && start.elapsed() < limit {
+        let t0 = Instant::now();
+        let before = h.state().events_received();
+        h.step();
+        log.pass_ms.push(t0.elapsed().as_secs_f32() * 1000.0);
+        log.ui_ms
+            .push(h.state().last_frame_ms().expect("the app timed its frame"));
+        if render {
+            let t1 = Instant::now();
+            h.render().expect("wgpu renders the frame");
+            log.render_ms.push(t1.elapsed().as_secs_f32() * 1000.0);
+        }
+        if h.state().events_received() == before {
+            log.frames_without_worker_event += 1;
+        }
+        log.worker_frames = h.state().frames_received() - frames0;
+        log.worker_steps = h.state().run_status().step.saturating_sub(step0);
+        if let Some(rest) = period.checked_sub(t0.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    log.wall = start.elapsed();
+    log
+}
+
+/// "mean / p95 / max" of `v` in ms.
+fn summary(v: &[f32]) -> String {
+    if v.is_empty() {
+        return "–".into();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f32::total_cmp);
+    let mean = s.iter().sum::<f32>() / s.len() as f32;
+    let p95 = s[((s.len() as f32 * 0.95).ceil() as usize).clamp(1, s.len()) - 1];
+    format!(
+        "mean {mean:.2} ms, p95 {p95:.2} ms, max {:.2} ms",
+        s[s.len() - 1]
+    )
+}
+
+/// Starts a reference-teacher run with `particles` from the run panel and waits for its first frame.
+fn start_demo(h: &mut Harness<'_, VecdreamApp>, particles: u32) {
+    {
+        let s = h.state_mut().prompt_settings_mut();
+        s.method = GuidanceMethod::Reference;
+        s.particles = particles;
+        s.steps = 100_000;
+    }
+    h.run();
+    h.get_by_label("Start").click();
+    wait_until(h, "the first worker frame", |a| a.frames_received() > 0);
+}
+
+#[test]
+fn ui_keeps_drawing_while_the_worker_steps() {
+    let mut h = harness(vec![]);
+    start_demo(&mut h, 2);
+    let log = log_frames(
+        &mut h,
+        Duration::ZERO,
+        false,
+        Duration::from_secs(180),
+        |_, log| log.worker_steps >= 3 && log.worker_frames >= 2 * 3,
+    );
+    assert!(log.worker_steps >= 3, "the worker made 3 steps: {log:?}");
+    assert!(
+        log.worker_frames >= 2 * 3,
+        "frames of both particles arrived: {log:?}"
+    );
+    assert_eq!(h.state().frame_ids().len(), 2);
+    // Events are drained without waiting: if a UI frame waited for the worker, every frame would
+    // carry at least one new event.
+    assert!(
+        log.frames_without_worker_event > 0,
+        "every UI frame waited for a worker event: {log:?}"
+    );
+    assert!(h.state().run_status().active && !h.state().run_status().paused);
+}
+
+/// The measured UI frame time while the worker runs the first-launch demo (6 particles, reference
+/// teacher): prints the numbers, asserts no timing. Run with
+/// `cargo test -p vecdream --test editor_flows measure_ui_frame_time -- --ignored --nocapture`
+/// (`VECDREAM_MEASURE_SECS`, default 30; `VECDREAM_MEASURE_RENDER=1` also renders every frame on wgpu).
+#[test]
+#[ignore = "benchmark: prints timings"]
+fn measure_ui_frame_time_while_the_worker_runs() {
+    let secs: u64 = std::env::var("VECDREAM_MEASURE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let render = std::env::var_os("VECDREAM_MEASURE_RENDER").is_some_and(|v| v == "1");
+    let mut h = harness(vec![]);
+    start_demo(&mut h, 6);
+    let period = Duration::from_secs_f64(1.0 / 60.0);
+    let log = log_frames(&mut h, period, render, Duration::from_secs(secs), |_, _| {
+        false
+    });
+    let frames = log.ui_ms.len();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "UI while the worker runs ({} particles, {} build, {:.1} s, paced at 60 Hz, load avg {}):",
+        h.state().frame_ids().len(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        log.wall.as_secs_f64(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    println!(
+        "  UI frames: {frames} ({:.1} fps)",
+        frames as f64 / log.wall.as_secs_f64()
+    );
+    println!("  App::ui CPU time: {}", summary(&log.ui_ms));
+    println!(
+        "  whole egui pass (incl. AccessKit): {}",
+        summary(&log.pass_ms)
+    );
+    if render {
+        println!(
+            "  kittest render + readback (wgpu; lavapipe on a machine without a GPU): {}",
+            summary(&log.render_ms)
+        );
+    }
+    println!(
+        "  worker: {} particle frames, {} steps ({:.2} it/s); {} UI frames without a worker event",
+        log.worker_frames,
+        log.worker_steps,
+        log.worker_steps as f64 / log.wall.as_secs_f64(),
+        log.frames_without_worker_event
+    );
+    assert!(log.worker_frames > 0, "no worker frames arrived: {log:?}");
+}

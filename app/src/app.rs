@@ -87,6 +87,7 @@ pub struct VecdreamApp {
     frame_times: Vec<f32>,
     pending_edit: Option<bool>,
     frames_received: usize,
+    events_received: usize,
     vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
 }
 
@@ -137,6 +138,7 @@ impl VecdreamApp {
             frame_times: Vec::new(),
             pending_edit: None,
             frames_received: 0,
+            events_received: 0,
             vectorizing: None,
         };
         app.validate_model_folder();
@@ -176,6 +178,11 @@ impl VecdreamApp {
         self.frames_received
     }
 
+    /// Number of events (frames, losses, progress…) received from the worker since launch.
+    pub fn events_received(&self) -> usize {
+        self.events_received
+    }
+
     /// The prompt panel's settings.
     pub fn prompt_settings(&self) -> &vecdream_ui::PromptSettings {
         &self.prompt.settings
@@ -196,6 +203,12 @@ impl VecdreamApp {
         let mut v = self.frame_times.clone();
         v.sort_by(f32::total_cmp);
         v.get(v.len() / 2).copied()
+    }
+
+    /// CPU time of the latest `ui` call in ms: polling the worker, uploading its frames and building every
+    /// panel (not egui's tessellation or the GPU's drawing).
+    pub fn last_frame_ms(&self) -> Option<f32> {
+        self.frame_times.last().copied()
     }
 
     /// Replaces the status message.
@@ -393,6 +406,7 @@ impl VecdreamApp {
     fn poll_worker(&mut self, ctx: &egui::Context) -> bool {
         let events = self.worker.drain();
         let any = !events.is_empty();
+        self.events_received += events.len();
         for event in events {
             self.on_event(ctx, event);
         }

@@ -33,70 +33,50 @@ impl TreePanel {
             doc.shape_count()
         ));
         let mut commands = Vec::new();
+        // Open/closed states live under the panel's id, so rows can be listed before they are drawn.
+        let base = ui.scope_id().with("tree_open");
+        let is_open = |id: NodeId, depth: usize| {
+            ui.data(|d| d.get_temp::<bool>(base.with(id.0)))
+                .unwrap_or(depth == 0)
+        };
+        let rows = visible_rows(doc, is_open);
+        // Only the rows on screen are laid out: a run's document has hundreds of shapes, and the
+        // panel is rebuilt every frame while the worker streams steps.
+        let row_height = ui.spacing().interact_size.y.max(
+            ui.text_style_height(&egui::TextStyle::Button) + 2.0 * ui.spacing().button_padding.y,
+        );
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
-            .show(ui, |ui| {
-                // Front-most first, as in Inkscape's layer panel.
-                for (o, object) in doc.objects.iter().enumerate().rev() {
-                    let slot = Slot::new(Parent::Root, o);
-                    let open = self.row(ui, &object.meta, slot, true, selection, &mut commands);
-                    if !open {
-                        continue;
-                    }
-                    let in_object = Parent::Object(object.meta.id);
-                    for (c, child) in object.children.iter().enumerate().rev() {
-                        let slot = Slot::new(in_object, c);
-                        match child {
-                            ObjectChild::Shape(shape) => {
-                                self.row(ui, &shape.meta, slot, false, selection, &mut commands);
-                            }
-                            ObjectChild::Component(component) => {
-                                let open = self.row(
-                                    ui,
-                                    &component.meta,
-                                    slot,
-                                    true,
-                                    selection,
-                                    &mut commands,
-                                );
-                                if !open {
-                                    continue;
-                                }
-                                let in_component = Parent::Component(component.meta.id);
-                                for (i, shape) in component.shapes.iter().enumerate().rev() {
-                                    self.row(
-                                        ui,
-                                        &shape.meta,
-                                        Slot::new(in_component, i),
-                                        false,
-                                        selection,
-                                        &mut commands,
-                                    );
-                                }
-                            }
-                        }
-                    }
+            .show_rows(ui, row_height, rows.len(), |ui, range| {
+                for item in &rows[range] {
+                    self.row(ui, base, item, row_height, selection, &mut commands);
                 }
             });
         commands
     }
 
     /// One row: indent, open/close arrow (groups), hide toggle, lock toggle, name (click selects,
-    /// drag reorders). Returns whether the node's children should be listed.
+    /// drag reorders).
     fn row(
         &mut self,
         ui: &mut egui::Ui,
-        meta: &NodeMeta,
-        slot: Slot,
-        expandable: bool,
+        base: egui::Id,
+        item: &RowItem<'_>,
+        height: f32,
         selection: &mut Selection,
         commands: &mut Vec<Command>,
-    ) -> bool {
+    ) {
+        let RowItem {
+            meta,
+            slot,
+            expandable,
+            open,
+        } = *item;
         let id = meta.id;
         let depth = slot.parent.depth();
-        let open_id = ui.scope_id().with(("tree_open", id.0));
-        let mut open = expandable && ui.data(|d| d.get_temp::<bool>(open_id).unwrap_or(depth == 0));
-        let row = ui.horizontal(|ui| {
+        let size = egui::vec2(ui.available_width(), height);
+        let layout = egui::Layout::left_to_right(egui::Align::Center);
+        let row = ui.allocate_ui_with_layout(size, layout, |ui| {
             ui.add_space(14.0 * depth as f32 + if expandable { 0.0 } else { 18.0 });
             if expandable {
                 let arrow = if open { "-" } else { "+" };
@@ -105,8 +85,7 @@ impl TreePanel {
                     WidgetInfo::labeled(Role::Button, true, format!("Expand {}", meta.name))
                 });
                 if r.clicked() {
-                    open = !open;
-                    ui.data_mut(|d| d.insert_temp(open_id, open));
+                    ui.data_mut(|d| d.insert_temp(base.with(id.0), !open));
                 }
             }
             if toggle(ui, "👁", !meta.hidden, &format!("Visible {}", meta.name)).clicked() {
@@ -163,8 +142,68 @@ impl TreePanel {
             }
         });
         drop_target(ui, row.response.rect, id, slot, commands);
-        open
     }
+}
+
+/// A row of the tree as listed: the node, its place, and whether it has children shown below it.
+#[derive(Clone, Copy, Debug)]
+struct RowItem<'a> {
+    meta: &'a NodeMeta,
+    slot: Slot,
+    expandable: bool,
+    open: bool,
+}
+
+/// The rows to list, top to bottom: front-most first (as in Inkscape's layer panel), children of
+/// open objects and components under them. `is_open(id, depth)` says whether a group is expanded.
+fn visible_rows(doc: &Document, is_open: impl Fn(NodeId, usize) -> bool) -> Vec<RowItem<'_>> {
+    let mut rows = Vec::new();
+    for (o, object) in doc.objects.iter().enumerate().rev() {
+        let open = is_open(object.meta.id, 0);
+        rows.push(RowItem {
+            meta: &object.meta,
+            slot: Slot::new(Parent::Root, o),
+            expandable: true,
+            open,
+        });
+        if !open {
+            continue;
+        }
+        let in_object = Parent::Object(object.meta.id);
+        for (c, child) in object.children.iter().enumerate().rev() {
+            let slot = Slot::new(in_object, c);
+            match child {
+                ObjectChild::Shape(shape) => rows.push(RowItem {
+                    meta: &shape.meta,
+                    slot,
+                    expandable: false,
+                    open: false,
+                }),
+                ObjectChild::Component(component) => {
+                    let open = is_open(component.meta.id, 1);
+                    rows.push(RowItem {
+                        meta: &component.meta,
+                        slot,
+                        expandable: true,
+                        open,
+                    });
+                    if !open {
+                        continue;
+                    }
+                    let in_component = Parent::Component(component.meta.id);
+                    for (i, shape) in component.shapes.iter().enumerate().rev() {
+                        rows.push(RowItem {
+                            meta: &shape.meta,
+                            slot: Slot::new(in_component, i),
+                            expandable: false,
+                            open: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    rows
 }
 
 /// The list a node belongs to: the document's objects, an object's children or a component's shapes.
@@ -313,6 +352,66 @@ mod tests {
         let item = v.remove(from);
         v.insert(reorder_index(from, target, in_front), item);
         v
+    }
+
+    fn shape(id: u64, name: &str) -> vecdream_core::Shape {
+        vecdream_core::Shape {
+            meta: NodeMeta::new(NodeId(id), name),
+            kind: vecdream_core::PrimitiveKind::Polygon,
+            subpaths: Vec::new(),
+            fill: None,
+            fill_rule: Default::default(),
+            stroke: None,
+        }
+    }
+
+    #[test]
+    fn rows_list_the_front_first_and_skip_closed_groups() {
+        let mut doc = Document::new(10.0, 10.0);
+        doc.objects.push(vecdream_core::Object {
+            meta: NodeMeta::new(NodeId(1), "back"),
+            children: vec![ObjectChild::Shape(shape(2, "b1"))],
+        });
+        doc.objects.push(vecdream_core::Object {
+            meta: NodeMeta::new(NodeId(3), "front"),
+            children: vec![
+                ObjectChild::Shape(shape(4, "f1")),
+                ObjectChild::Component(vecdream_core::Component {
+                    meta: NodeMeta::new(NodeId(5), "group"),
+                    shapes: vec![shape(6, "g1"), shape(7, "g2")],
+                }),
+            ],
+        });
+        let list = |closed: &[u64]| {
+            visible_rows(&doc, |id, _| !closed.contains(&id.0))
+                .iter()
+                .map(|r| (r.meta.name.clone(), r.slot.parent, r.slot.index))
+                .collect::<Vec<_>>()
+        };
+        let (root, front, group) = (
+            Parent::Root,
+            Parent::Object(NodeId(3)),
+            Parent::Component(NodeId(5)),
+        );
+        let all = list(&[]);
+        let expected = [
+            ("front", root, 1),
+            ("group", front, 1),
+            ("g2", group, 1),
+            ("g1", group, 0),
+            ("f1", front, 0),
+            ("back", root, 0),
+            ("b1", Parent::Object(NodeId(1)), 0),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(n, p, i)| (n.to_string(), *p, *i))
+            .collect();
+        assert_eq!(all, expected);
+        let names =
+            |rows: Vec<(String, Parent, usize)>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(names(list(&[5])), ["front", "group", "f1", "back", "b1"]);
+        assert_eq!(names(list(&[3, 1])), ["front", "back"]);
     }
 
     #[test]
