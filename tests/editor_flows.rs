@@ -43,7 +43,14 @@ fn wait_until(h: &mut Harness<'_, VecdreamApp>, what: &str, cond: impl Fn(&Vecdr
 
 /// A shape's id and its optimised numbers: control points and fill (as text, exact to the bit).
 fn shape_state(app: &VecdreamApp, name: &str) -> (NodeId, (Vec<(f64, f64)>, String)) {
-    let doc = app.document().expect("a document");
+    shape_state_in(app.document().expect("a document"), name)
+}
+
+/// [`shape_state`] of a shape in `doc`.
+fn shape_state_in(
+    doc: &vecdream::core::Document,
+    name: &str,
+) -> (NodeId, (Vec<(f64, f64)>, String)) {
     let entry = doc
         .shape_entries()
         .into_iter()
@@ -78,6 +85,13 @@ fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
     h.get_by_label("Pause").click();
     wait_until(&mut h, "the pause", |a| a.run_status().paused);
     let paused_at = h.state().run_status().step;
+    // The working document is the live particle, not the run's starting point.
+    let start = vecdream::gpu::distill::demo_document(16, 64.0);
+    assert_ne!(
+        shape_state(h.state(), "cell 15,15").1,
+        shape_state_in(&start, "cell 15,15").1,
+        "the tree shows the shapes as they were at step 0, not at step {paused_at}"
+    );
 
     // Lock one cell in the tree; it is sent to the worker before the next step.
     h.get_by_label("Lock cell 15,15").click();

@@ -360,6 +360,10 @@ impl VecdreamApp {
                 device,
             )
         };
+        // The particles' documents come back after every step, so the tree, the properties and edits
+        // made while paused (a lock keeps the shape where it is now) work on the live state.
+        let mut request = request;
+        request.snapshot_every = 1;
         if self.editor.is_none() {
             self.editor = Some(Editor::new(request.document.clone()));
         }
@@ -489,7 +493,8 @@ impl VecdreamApp {
         }
     }
 
-    /// The optimiser's particles: the active one becomes the working document (no undo step).
+    /// The optimiser's particles: the active one becomes the working document (no undo step), unless
+    /// the user is in the middle of a drag.
     fn take_particles(&mut self, documents: Vec<Document>) {
         if documents.is_empty() {
             return;
@@ -497,6 +502,7 @@ impl VecdreamApp {
         let i = self.viewport.active_particle.min(documents.len() - 1);
         let doc = documents[i].clone();
         match &mut self.editor {
+            Some(editor) if editor.in_transaction() => {}
             Some(editor) => editor.replace_untracked(doc),
             None => self.editor = Some(Editor::new(doc)),
         }
