@@ -1,12 +1,19 @@
-//! End-to-end: the release-style binary opens a real window under Xvfb that is not blank, and
-//! `vecdream doctor` succeeds.
+//! End-to-end: the binary opens a real window under Xvfb that is not blank, xdotool clicks on its
+//! controls do what they say (pause the demo, lock a shape, resume), and `vecdream doctor` succeeds.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use egui::{Pos2, Rect};
+use egui_kittest::kittest::Queryable as _;
+use tiny_skia::Pixmap;
+
 const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
+/// The Xvfb screen, and the window's size (`run_window` asks for 1280×800).
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 800;
 
 /// Kills the child when dropped, so a failing assertion leaves no stray process.
 struct Guard(Child);
@@ -42,7 +49,7 @@ fn start_xvfb() -> (Guard, String) {
             "1",
             "-screen",
             "0",
-            "1280x800x24",
+            &format!("{WIDTH}x{HEIGHT}x24"),
             "-nolisten",
             "tcp",
         ])
@@ -71,9 +78,99 @@ fn window_exists(display: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Runs `cmd`, killing it after `limit` (so a wedged X client cannot hang the test).
+fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `xdotool ARGS` on `display`; panics when it fails or takes more than 20 s.
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = run_with_timeout(
+        Command::new("xdotool").args(args).env("DISPLAY", display),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "xdotool {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Launches the binary on `display` with scratch config and data folders (no settings, no saved
+/// window state, no model folder: the demo starts by itself) at a scale factor of 1.
+fn launch(display: &str, name: &str) -> Guard {
+    let app = Command::new(BIN)
+        .env("DISPLAY", display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("VECDREAM_MODEL")
+        .env("XDG_RUNTIME_DIR", runtime_dir())
+        .env("XDG_DATA_HOME", scratch_dir(&format!("{name}-data")))
+        .env(
+            "VECDREAM_CONFIG_DIR",
+            scratch_dir(&format!("{name}-config")),
+        )
+        .env("VECDREAM_DEVICE", "cpu")
+        .env("WINIT_X11_SCALE_FACTOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Guard(app)
+}
+
+/// Waits (up to 120 s) for the vecdream window; fails early if the app exits.
+fn wait_for_window(display: &str, app: &mut Guard) {
+    let start = Instant::now();
+    while !window_exists(display) {
+        if let Ok(Some(status)) = app.0.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(app.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("vecdream exited with {status} before opening a window:\n{err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no vecdream window after 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Screenshot of the whole screen.
+fn screenshot(display: &str, path: &Path) -> Pixmap {
+    let out = run_with_timeout(
+        Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", display),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "import failed (imagemagick must be installed): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Pixmap::load_png(path).expect("screenshot is a PNG")
+}
+
 /// Standard deviation of the screenshot's gray levels and its number of distinct colours.
-fn image_stats(png: &Path) -> (f64, usize) {
-    let pixmap = tiny_skia::Pixmap::load_png(png).expect("screenshot is a PNG");
+fn image_stats(pixmap: &Pixmap) -> (f64, usize) {
     let px = pixmap.pixels();
     let grays: Vec<f64> = px
         .iter()
@@ -89,45 +186,16 @@ fn image_stats(png: &Path) -> (f64, usize) {
 #[test]
 fn window_opens_under_xvfb_and_is_not_blank() {
     let (_xvfb, display) = start_xvfb();
-    let config = scratch_dir("window-config");
-    let app = Command::new(BIN)
-        .env("DISPLAY", &display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("XDG_RUNTIME_DIR", runtime_dir())
-        .env("VECDREAM_CONFIG_DIR", &config)
-        .env("VECDREAM_DEVICE", "cpu")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut app = Guard(app);
-    let start = Instant::now();
-    while !window_exists(&display) {
-        if let Ok(Some(status)) = app.0.try_wait() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(app.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("vecdream exited with {status} before opening a window:\n{err}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no vecdream window after 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let mut app = launch(&display, "window");
+    wait_for_window(&display, &mut app);
     // Give the first frames time to render (software Vulkan).
     std::thread::sleep(Duration::from_secs(4));
     let shot = scratch_dir("window-shot").join("screenshot.png");
-    let status = Command::new("import")
-        .args(["-window", "root"])
-        .arg(&shot)
-        .env("DISPLAY", &display)
-        .status()
-        .expect("imagemagick's import must be installed");
-    assert!(status.success(), "import failed: {status}");
+    let pixmap = screenshot(&display, &shot);
     if let Some(copy) = std::env::var_os("VECDREAM_SCREENSHOT") {
         std::fs::copy(&shot, copy).unwrap();
     }
-    let (std_dev, colours) = image_stats(&shot);
+    let (std_dev, colours) = image_stats(&pixmap);
     // A blank (all-black) root window has std-dev 0 and one colour; the editor draws panels, text and
     // a checkerboard canvas.
     assert!(
@@ -137,6 +205,212 @@ fn window_opens_under_xvfb_and_is_not_blank() {
     assert!(
         app.0.try_wait().unwrap().is_none(),
         "vecdream died while rendering"
+    );
+}
+
+/// Where the script clicks and looks, in window coordinates: the same app laid out offscreen
+/// (egui_kittest, no renderer) at the window's size, with the demo running as on first launch.
+#[derive(Debug)]
+struct Layout {
+    pause: Rect,
+    resume: Rect,
+    /// The 🔒 toggle of the front-most shape in the tree.
+    lock: Rect,
+    /// The run buttons' row.
+    buttons: Rect,
+    /// The progress bar with its "step N/M" text.
+    progress: Rect,
+    /// The particle strip and the large picture.
+    viewport: Rect,
+    /// A spot where the pointer hovers nothing.
+    idle: Pos2,
+}
+
+fn layout() -> Layout {
+    use vecdream_app::app::{AppOptions, VecdreamApp};
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([WIDTH as f32, HEIGHT as f32])
+        .build_eframe(|cc| {
+            VecdreamApp::new(
+                cc,
+                AppOptions {
+                    dialogs: Box::new(vecdream_app::dialogs::ScriptedDialogs::default()),
+                    persist: false,
+                    ..AppOptions::default()
+                },
+            )
+        });
+    for _ in 0..3 {
+        h.step();
+    }
+    let rect =
+        |h: &egui_kittest::Harness<'_, VecdreamApp>, label: &str| h.get_by_label(label).rect();
+    let (restart, pause, stop) = (rect(&h, "Restart"), rect(&h, "Pause"), rect(&h, "Stop"));
+    let lock = rect(&h, "Lock cell 15,15");
+    let progress = h
+        .get_by_role(egui::accesskit::Role::ProgressIndicator)
+        .rect();
+    let objects = rect(&h, "Objects");
+    let device = h.get_by_label_contains("Device: ").rect();
+    h.get_by_label("Pause").click();
+    let start = Instant::now();
+    while !h.state().run_status().paused {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the offscreen app did not pause"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let resume = rect(&h, "Resume");
+    let buttons = restart.union(stop).union(resume).union(rect(&h, "Step"));
+    Layout {
+        pause,
+        resume,
+        lock,
+        buttons,
+        progress,
+        // Between the left panel (as wide as its progress bar) and the tree, under the menu bar.
+        viewport: Rect::from_min_max(
+            egui::pos2(progress.right() + 12.0, objects.top()),
+            egui::pos2(objects.left() - 12.0, device.top() - 8.0),
+        ),
+        idle: egui::pos2(pause.center().x, device.top() - 30.0),
+    }
+}
+
+/// Number of pixels that differ between `a` and `b` inside `r`.
+fn changed_pixels(a: &Pixmap, b: &Pixmap, r: Rect) -> usize {
+    let (x0, y0) = (r.left().max(0.0) as u32, r.top().max(0.0) as u32);
+    let x1 = (r.right().ceil() as u32).min(a.width());
+    let y1 = (r.bottom().ceil() as u32).min(a.height());
+    let mut n = 0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            if a.pixel(x, y) != b.pixel(x, y) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Screenshots numbered in order into one folder, kept for a look after a failure.
+struct Shots {
+    display: String,
+    dir: PathBuf,
+    n: usize,
+}
+
+impl Shots {
+    fn take(&mut self) -> Pixmap {
+        self.n += 1;
+        screenshot(&self.display, &self.dir.join(format!("{:02}.png", self.n)))
+    }
+
+    /// Takes screenshots (about one a second) until `done(previous, latest)`, failing after `limit`.
+    fn until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut done: impl FnMut(&Pixmap, &Pixmap) -> bool,
+    ) -> Pixmap {
+        let start = Instant::now();
+        let mut prev = self.take();
+        loop {
+            std::thread::sleep(Duration::from_millis(800));
+            let shot = self.take();
+            if done(&prev, &shot) {
+                return shot;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}; screenshots in {}",
+                self.dir.display()
+            );
+            prev = shot;
+        }
+    }
+}
+
+/// Moves the pointer to `at`, lets the app see the hover, clicks, then moves the pointer to `idle` so
+/// that hover effects and tooltips do not show in later screenshots.
+fn click(display: &str, at: Pos2, idle: Pos2) {
+    let (x, y) = (at.x.round().to_string(), at.y.round().to_string());
+    xdotool(display, &["mousemove", "--sync", &x, &y]);
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(display, &["click", "1"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (x, y) = (idle.x.round().to_string(), idle.y.round().to_string());
+    xdotool(display, &["mousemove", "--sync", &x, &y]);
+}
+
+#[test]
+fn xdotool_clicks_pause_the_demo_lock_a_shape_and_resume() {
+    let l = layout();
+    let (_xvfb, display) = start_xvfb();
+    let mut app = launch(&display, "clicks");
+    wait_for_window(&display, &mut app);
+    let geometry = xdotool(
+        &display,
+        &[
+            "search",
+            "--name",
+            "^vecdream$",
+            "getwindowgeometry",
+            "--shell",
+        ],
+    );
+    assert!(
+        geometry.contains("X=0\n")
+            && geometry.contains("Y=0\n")
+            && geometry.contains(&format!("WIDTH={WIDTH}\n"))
+            && geometry.contains(&format!("HEIGHT={HEIGHT}\n")),
+        "the window should fill the {WIDTH}x{HEIGHT} screen at 0,0 (the layout assumes it): {geometry}"
+    );
+    let mut shots = Shots {
+        display: display.clone(),
+        dir: scratch_dir("window-clicks"),
+        n: 0,
+    };
+    let limit = Duration::from_secs(180);
+    let changed = |a: &Pixmap, b: &Pixmap, r: Rect| changed_pixels(a, b, r) > 0;
+
+    // The demo runs by itself: the picture and the step counter change between screenshots.
+    let running = shots.until("the demo to run", limit, |a, b| {
+        changed(a, b, l.viewport) && changed(a, b, l.progress)
+    });
+
+    // Pause: the buttons change (Resume, Step) and the picture and counter stand still.
+    click(&display, l.pause.center(), l.idle);
+    let paused = shots.until("the pause", limit, |a, b| {
+        changed(&running, b, l.buttons) && !changed(a, b, l.viewport) && !changed(a, b, l.progress)
+    });
+
+    // Lock the front-most shape in the tree: its toggle turns on; the run stays paused.
+    click(&display, l.lock.center(), l.idle);
+    let locked = shots.until("the lock toggle to turn on", limit, |_, b| {
+        changed(&paused, b, l.lock)
+    });
+    assert!(
+        !changed(&paused, &locked, l.progress),
+        "locking while paused must not step the run"
+    );
+
+    // Resume: the counter moves again, and the lock survives the worker's next documents.
+    click(&display, l.resume.center(), l.idle);
+    let resumed = shots.until("the run to resume", limit, |a, b| {
+        changed(&locked, b, l.progress) && changed(a, b, l.viewport)
+    });
+    assert_eq!(
+        changed_pixels(&locked, &resumed, l.lock),
+        0,
+        "the lock toggle changed after resuming: {:?}",
+        l.lock
+    );
+    assert!(
+        app.0.try_wait().unwrap().is_none(),
+        "vecdream died during the script"
     );
 }
 
