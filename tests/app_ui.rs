@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{harness, open_through_menu};
+use common::{harness, open_through_menu, wait_until};
 use std::path::PathBuf;
 
 use egui::accesskit::Role;
@@ -102,4 +102,44 @@ fn locking_in_the_tree_is_one_undoable_edit() {
     );
     harness.run();
     assert!(locked(&harness), "Ctrl+Shift+Z locks it again");
+}
+
+#[test]
+fn snapshot_of_the_demo_run_paused_at_a_fixed_step() {
+    const STEPS: usize = 8;
+    let mut harness = harness(vec![]);
+    harness.state_mut().prompt_settings_mut().method = vecdream::ui::GuidanceMethod::Reference;
+    harness.run();
+    let particles = harness.state().prompt_settings().particles as usize;
+    // Start the first-launch demo and pause it before its first step: the worker takes its commands
+    // in order, before any step, so the snapshot is always of the same step.
+    let ctx = harness.ctx.clone();
+    harness.state_mut().start_run(&ctx);
+    assert!(
+        harness
+            .state()
+            .send_to_worker(vecdream::gpu::distill::Command::Pause)
+    );
+    wait_until(&mut harness, "the pause", |a| a.run_status().paused);
+    assert_eq!(harness.state().run_status().step, 0);
+    for _ in 0..STEPS {
+        harness.get_by_label("Step").click();
+        harness.step();
+    }
+    // The frames of a step arrive after its progress report.
+    wait_until(&mut harness, "the steps and their frames", |a| {
+        a.run_status().step == STEPS && a.frames_received() == STEPS * particles
+    });
+    assert!(harness.state().run_status().paused);
+    assert_eq!(harness.state().frame_ids().len(), particles);
+    harness.remove_cursor();
+    harness.run();
+    harness.get_by_label(&format!("step {STEPS}/2000"));
+    harness.get_by_label("reference-vpsd · paused");
+    // The loss's last digits depend on libtorch's CPU kernels and thread count: hide that line.
+    let loss = harness
+        .get_by_label_contains(&format!(" at step {STEPS}"))
+        .rect();
+    harness.mask(loss);
+    harness.snapshot("app_running");
 }

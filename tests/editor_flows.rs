@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{harness, open_through_menu};
+use common::{harness, open_through_menu, wait_until};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,20 +24,6 @@ impl egui::DroppedFile for Dropped {
     }
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
-/// Steps the UI until `cond` holds (the worker runs on its own thread), failing after 180 s.
-fn wait_until(h: &mut Harness<'_, VecdreamApp>, what: &str, cond: impl Fn(&VecdreamApp) -> bool) {
-    let start = Instant::now();
-    while !cond(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "timed out waiting for {what}; status: {:?}",
-            h.state().status_message()
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

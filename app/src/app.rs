@@ -46,6 +46,9 @@ pub struct AppOptions {
     pub persist: bool,
     /// Start the weight-free demo at launch when no model folder is set.
     pub autostart_demo: bool,
+    /// Leave out the numbers that vary from run to run and machine to machine (UI frame time, it/s,
+    /// ETA), so snapshot tests of a run are deterministic.
+    pub hide_timings: bool,
 }
 
 impl Default for AppOptions {
@@ -57,6 +60,7 @@ impl Default for AppOptions {
             torch_version: info.torch_version,
             persist: true,
             autostart_demo: true,
+            hide_timings: false,
         }
     }
 }
@@ -113,7 +117,9 @@ impl VecdreamApp {
             },
             settings,
             dialogs: options.dialogs,
-            run_panel: RunPanel,
+            run_panel: RunPanel {
+                hide_timings: options.hide_timings,
+            },
             tree: TreePanel::default(),
             viewport: Viewport::default(),
             loss: LossPlot::default(),
@@ -805,6 +811,7 @@ impl eframe::App for VecdreamApp {
                         }
                         self.loss.ui(ui);
                         if self.run.active
+                            && !self.run_panel.hide_timings
                             && let Some(ms) = self.median_frame_ms()
                         {
                             ui.weak(format!("UI frame {ms:.1} ms"));

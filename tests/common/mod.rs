@@ -1,6 +1,7 @@
 //! Shared helpers of the whole-app tests: the real app in a kittest harness with scripted dialogs.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use vecdream::app::VecdreamApp;
@@ -8,8 +9,8 @@ use vecdream::app::app::AppOptions;
 use vecdream::app::dialogs::ScriptedDialogs;
 
 /// The real app (wgpu renderer) at 1280×800, answering file dialogs with `answers` in order. Device and
-/// libtorch labels are fixed so snapshots are identical on every machine; nothing is persisted and the
-/// demo does not start by itself.
+/// libtorch labels are fixed and timings (it/s, ETA, UI frame time) hidden so snapshots are identical
+/// on every machine; nothing is persisted and the demo does not start by itself.
 pub fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
     Harness::builder()
         .with_size([1280.0, 800.0])
@@ -26,6 +27,7 @@ pub fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
                     torch_version: "2.11.0".into(),
                     persist: false,
                     autostart_demo: false,
+                    hide_timings: true,
                 },
             )
         })
@@ -39,4 +41,22 @@ pub fn open_through_menu(h: &mut Harness<'static, VecdreamApp>) {
     h.run();
     h.get_by_label("Open SVG…").click();
     h.run();
+}
+
+/// Steps the UI until `cond` holds (the worker runs on its own thread), failing after 180 s.
+pub fn wait_until(
+    h: &mut Harness<'_, VecdreamApp>,
+    what: &str,
+    cond: impl Fn(&VecdreamApp) -> bool,
+) {
+    let start = Instant::now();
+    while !cond(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "timed out waiting for {what}; status: {:?}",
+            h.state().status_message()
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -45,9 +45,12 @@ pub struct ModelFolderStatus {
     pub verdict: Option<Result<String, String>>,
 }
 
-/// The run panel (stateless: everything it shows is passed in).
+/// The run panel (everything it shows is passed in).
 #[derive(Debug, Default)]
-pub struct RunPanel;
+pub struct RunPanel {
+    /// Leave out the numbers that vary from run to run (it/s, ETA), for snapshot tests.
+    pub hide_timings: bool,
+}
 
 impl RunPanel {
     /// Draws the controls; returns the action of a clicked button.
@@ -115,13 +118,17 @@ impl RunPanel {
                 egui::ProgressBar::new(fraction.clamp(0.0, 1.0))
                     .text(format!("step {}/{}", status.step, status.total)),
             );
-            ui.label(format!(
-                "{} · {:.1} it/s · ETA {}{}",
-                status.guidance,
-                status.it_per_s,
-                format_secs(status.eta_secs),
-                if status.paused { " · paused" } else { "" }
-            ));
+            let paused = if status.paused { " · paused" } else { "" };
+            ui.label(if self.hide_timings {
+                format!("{}{paused}", status.guidance)
+            } else {
+                format!(
+                    "{} · {:.1} it/s · ETA {}{paused}",
+                    status.guidance,
+                    status.it_per_s,
+                    format_secs(status.eta_secs),
+                )
+            });
         }
         action
     }
