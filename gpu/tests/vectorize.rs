@@ -263,3 +263,41 @@ fn styles_use_their_primitives() {
         assert!(out.psnr_db > 15.0, "{style:?}: {:.2} dB", out.psnr_db);
     }
 }
+
+/// An icon that touches the canvas edges but has a transparent border elsewhere (twemoji's
+/// briefcase) keeps a transparent background, and its handle's transparent opening is cut
+/// out as a hole even at a small budget. Before the fix: 14.6 dB (an opaque brown canvas
+/// rectangle, a solid handle).
+#[test]
+fn edge_touching_icon_keeps_transparency_and_its_holes() {
+    let svg_path = vecdream_core::testing::shared_data_dir().join("svg/twemoji/1f4bc.svg");
+    let text = std::fs::read_to_string(&svg_path).unwrap();
+    let png = vecdream_core::render_svg_str(&text, 128, 128, &svg_path).unwrap();
+    let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();
+    let img = decode_image(
+        &encode(image::DynamicImage::ImageRgba8(rgba)),
+        &svg_path,
+        128,
+    )
+    .unwrap()
+    .image;
+    let out = run(&img, &cfg(120, 20));
+    let doc = &out.document;
+    // The handle's opening is transparent in the result.
+    let rendered = render_rgba(doc, 128, 128).unwrap();
+    let opening = (20 * 128 + 64) * 4 + 3; // (x 64, y 20): inside the handle's arch
+    assert_eq!(
+        img.to_rgba8()[opening],
+        0,
+        "the target is transparent there"
+    );
+    assert!(
+        rendered.data[opening] < 32,
+        "alpha {} inside the handle",
+        rendered.data[opening]
+    );
+    // A transparent corner stays transparent (no opaque background rectangle).
+    assert!(rendered.data[3] < 32, "corner alpha {}", rendered.data[3]);
+    let db = resvg_psnr(doc, &img);
+    assert!(db >= 30.0, "{db:.2} dB");
+}

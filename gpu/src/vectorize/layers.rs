@@ -261,20 +261,27 @@ pub fn initial_layers(
     let (labels, _) = kmeans_labels(img, colours, seed);
     let (comp, regions) = connected_regions(img, &labels);
 
-    // Background: an opaque image gets a canvas rectangle of its border's mean colour.
+    // Background: an image whose border is (almost) all opaque gets a canvas rectangle of the
+    // border's mean colour. A border with transparent stretches (an icon that touches the
+    // edges, like twemoji's briefcase) keeps a transparent background: a rectangle would
+    // paint over what the user sees as empty.
     let border: Vec<usize> = (0..w)
         .flat_map(|x| [x, (h - 1) * w + x])
         .chain((0..h).flat_map(|y| [y * w, y * w + w - 1]))
         .collect();
-    let opaque_border = border.iter().filter(|&&i| img.pixels[i][3] >= 0.5).count();
-    let background = (opaque_border * 2 > border.len()).then(|| {
+    let opaque: Vec<usize> = border
+        .iter()
+        .copied()
+        .filter(|&i| img.pixels[i][3] >= 0.5)
+        .collect();
+    let background = (opaque.len() * 20 >= border.len() * 19).then(|| {
         let mut s = [0f64; 4];
-        for &i in &border {
+        for &i in &opaque {
             for (acc, v) in s.iter_mut().zip(img.pixels[i]) {
                 *acc += f64::from(v);
             }
         }
-        let mut c = s.map(|v| (v / border.len() as f64) as f32);
+        let mut c = s.map(|v| (v / opaque.len() as f64) as f32);
         c[3] = 1.0;
         c
     });
@@ -381,11 +388,13 @@ pub fn initial_layers(
                     let Some(mut hf) = ContourFit::new(hole, span_kind) else {
                         continue;
                     };
-                    let cap = (hf_len(&hf) / 12).clamp(3, 24);
-                    hf.grow(cap);
-                    if used + hf.segments() > max_segments {
+                    // Big holes first (shapes come largest first); a hole takes what is left of
+                    // the budget if its natural size does not fit, down to a triangle.
+                    let room = max_segments.saturating_sub(used);
+                    if room < hf.segments() {
                         continue;
                     }
+                    hf.grow((hf_len(&hf) / 12).clamp(3, 24).min(room));
                     used += hf.segments();
                     shape.hole_starts.push(shape.points.len());
                     shape.points.extend(hf.points());

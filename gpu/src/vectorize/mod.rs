@@ -275,6 +275,7 @@ pub fn vectorize(
         Style::Iconography => PrimitiveKind::ClosedPath,
     };
     let adaptive = cfg.style != Style::PixelArt && cfg.steps > 0 && cfg.rounds > 0;
+    let target = TargetTensors::new(img, cfg.device);
     let mut layered = if cfg.style == Style::PixelArt {
         pixel_layers(img, max_shapes.min(max_segments / 4), cfg.seed)
     } else {
@@ -288,16 +289,26 @@ pub fn vectorize(
         } else {
             max_shapes
         };
-        initial_layers(
-            img,
-            kind,
-            colours_for_budget(max_segments),
-            init_segments.max(4),
-            init_shapes,
-            cfg.seed,
-        )
+        // Two palette sizes, the budget's and a coarser one: which fits better depends on the
+        // image (flat icons and smooth photos prefer fewer, larger regions at small budgets).
+        // The initial fit is cheap next to the optimisation, so keep the better of both.
+        let k0 = colours_for_budget(max_segments);
+        let k1 = ((k0 as f32 * 0.6).round() as usize).max(4);
+        let mut best: Option<(f64, Layered)> = None;
+        let palettes = if k1 == k0 { vec![k0] } else { vec![k0, k1] };
+        for k in palettes {
+            let l = initial_layers(img, kind, k, init_segments.max(4), init_shapes, cfg.seed);
+            let psnr = psnr_of_mse(rendered_mse(
+                &Flat::from_layers(&l, cfg.device)?.render(&target, &cfg.raster)?,
+                &target,
+            ));
+            if best.as_ref().is_none_or(|(p, _)| psnr > *p) {
+                best = Some((psnr, l));
+            }
+        }
+        best.map(|(_, l)| l)
+            .ok_or_else(|| VectorizeError::BadConfig("no palette size to try".into()))?
     };
-    let target = TargetTensors::new(img, cfg.device);
     let mut flat = Flat::from_layers(&layered, cfg.device)?;
     let init_psnr_db = psnr_of_mse(rendered_mse(&flat.render(&target, &cfg.raster)?, &target));
     let mut cancelled = on_progress(Progress::Initialised {
