@@ -69,20 +69,12 @@ impl PropertiesPanel {
                 let label = ui.label("Fill");
                 match &shape.fill {
                     Some(Paint::Solid(c)) => {
-                        let mut rgba = to_egui(*c);
-                        let r = egui::color_picker::color_edit_button_rgba(
-                            ui,
-                            &mut rgba,
-                            egui::color_picker::Alpha::OnlyBlend,
-                        )
-                        .labelled_by(label.id);
-                        if r.changed() {
+                        if let Some(c) = colour_button(ui, *c, label.id, &mut out) {
                             out.commands.push(Command::SetFill {
                                 shape: id,
-                                paint: Some(Paint::Solid(from_egui(rgba))),
+                                paint: Some(Paint::Solid(c)),
                             });
                         }
-                        gesture(&r, &mut out);
                     }
                     Some(_) => {
                         ui.weak("gradient (kept as is)");
@@ -101,20 +93,12 @@ impl PropertiesPanel {
                     let label = ui.label("Stroke");
                     match &stroke.paint {
                         Paint::Solid(c) => {
-                            let mut rgba = to_egui(*c);
-                            let r = egui::color_picker::color_edit_button_rgba(
-                                ui,
-                                &mut rgba,
-                                egui::color_picker::Alpha::OnlyBlend,
-                            )
-                            .labelled_by(label.id);
-                            if r.changed() {
+                            if let Some(c) = colour_button(ui, *c, label.id, &mut out) {
                                 out.commands.push(Command::SetStrokePaint {
                                     shape: id,
-                                    paint: Paint::Solid(from_egui(rgba)),
+                                    paint: Paint::Solid(c),
                                 });
                             }
-                            gesture(&r, &mut out);
                         }
                         _ => {
                             ui.weak("gradient (kept as is)");
@@ -140,6 +124,24 @@ impl PropertiesPanel {
             });
         out
     }
+}
+
+/// A colour button labelled by `label`; the new colour when the user changed it.
+fn colour_button(
+    ui: &mut egui::Ui,
+    colour: Rgba,
+    label: egui::Id,
+    out: &mut PropertiesOutput,
+) -> Option<Rgba> {
+    let mut rgba = to_egui(colour);
+    let r = egui::color_picker::color_edit_button_rgba(
+        ui,
+        &mut rgba,
+        egui::color_picker::Alpha::OnlyBlend,
+    )
+    .labelled_by(label);
+    gesture(&r, out);
+    r.changed().then(|| from_egui(rgba))
 }
 
 fn gesture(r: &egui::Response, out: &mut PropertiesOutput) {

@@ -388,43 +388,31 @@ fn run(commands: Receiver<Command>, events: Sender<Event>, waker: Option<Box<dyn
                 return;
             }
             let result = catch_unwind(AssertUnwindSafe(|| handle(command, &mut session, &events)));
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    session = None;
-                    let _ = events.send(Event::Error {
-                        message: e.to_string(),
-                    });
-                }
-                Err(p) => {
-                    session = None;
-                    let _ = events.send(Event::Error {
-                        message: format!("worker panicked: {}", panic_message(p.as_ref())),
-                    });
-                }
-            }
+            report_failure(result, &mut session, &events);
             wake();
             continue;
         }
         let Some(s) = session.as_mut() else { continue };
         let result = catch_unwind(AssertUnwindSafe(|| step_once(s, &events)));
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                session = None;
-                let _ = events.send(Event::Error {
-                    message: e.to_string(),
-                });
-            }
-            Err(p) => {
-                session = None;
-                let _ = events.send(Event::Error {
-                    message: format!("worker panicked: {}", panic_message(p.as_ref())),
-                });
-            }
-        }
+        report_failure(result, &mut session, &events);
         wake();
     }
+}
+
+/// An error or a panic of a command or a step ends the session and becomes an error event;
+/// the worker thread itself lives on.
+fn report_failure<S>(
+    result: std::thread::Result<Result<(), DistillError>>,
+    session: &mut Option<S>,
+    events: &Sender<Event>,
+) {
+    let message = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(p) => format!("worker panicked: {}", panic_message(p.as_ref())),
+    };
+    *session = None;
+    let _ = events.send(Event::Error { message });
 }
 
 fn handle(

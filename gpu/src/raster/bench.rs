@@ -383,6 +383,32 @@ impl Rng {
         let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         lo + (hi - lo) * u
     }
+    /// A random opaque-ish colour: uniform RGB, alpha 0.8.
+    fn paint(&mut self) -> [f32; 4] {
+        [
+            self.uniform(0.0, 1.0),
+            self.uniform(0.0, 1.0),
+            self.uniform(0.0, 1.0),
+            0.8,
+        ]
+    }
+}
+
+/// One generated path: a filled closed blob or a stroked open curve over `points`.
+fn random_topology(points: std::ops::Range<usize>, closed: bool) -> ShapeTopology {
+    ShapeTopology {
+        kind: if closed {
+            PrimitiveKind::ClosedPath
+        } else {
+            PrimitiveKind::OpenPath
+        },
+        subpaths: vec![(points, closed)],
+        fill_rule: FillRule::NonZero,
+        has_fill: closed,
+        has_stroke: !closed,
+        locked: false,
+        hidden: false,
+    }
 }
 
 /// Per-shape colours and widths of a generated scene: fill RGBA, stroke RGBA, width.
@@ -455,21 +481,8 @@ pub fn random_blobs(
             points.extend_from_slice(&[cx + rk * c - hk * s, cy + rk * s + hk * c]);
             points.extend_from_slice(&[cx + rk1 * c1 + hk1 * s1, cy + rk1 * s1 - hk1 * c1]);
         }
-        shapes.push(ShapeTopology {
-            kind: PrimitiveKind::ClosedPath,
-            subpaths: vec![(start..points.len() / 2, true)],
-            fill_rule: FillRule::NonZero,
-            has_fill: true,
-            has_stroke: false,
-            locked: false,
-            hidden: false,
-        });
-        fill.extend_from_slice(&[
-            rng.uniform(0.0, 1.0),
-            rng.uniform(0.0, 1.0),
-            rng.uniform(0.0, 1.0),
-            0.8,
-        ]);
+        shapes.push(random_topology(start..points.len() / 2, true));
+        fill.extend_from_slice(&rng.paint());
     }
     let stroke = vec![0.0; 4 * n];
     let width = vec![0.0; n];
@@ -512,21 +525,8 @@ pub fn random_strokes(
             points.extend_from_slice(&[nx, ny]);
             (x, y) = (nx, ny);
         }
-        shapes.push(ShapeTopology {
-            kind: PrimitiveKind::OpenPath,
-            subpaths: vec![(start..points.len() / 2, false)],
-            fill_rule: FillRule::NonZero,
-            has_fill: false,
-            has_stroke: true,
-            locked: false,
-            hidden: false,
-        });
-        stroke.extend_from_slice(&[
-            rng.uniform(0.0, 1.0),
-            rng.uniform(0.0, 1.0),
-            rng.uniform(0.0, 1.0),
-            0.8,
-        ]);
+        shapes.push(random_topology(start..points.len() / 2, false));
+        stroke.extend_from_slice(&rng.paint());
     }
     let fill = vec![0.0; 4 * n];
     let width = vec![stroke_width; n];

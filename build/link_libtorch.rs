@@ -1,5 +1,6 @@
-//! Link settings for every binary, test and example of this package: an rpath to libtorch (so nothing needs
-//! LD_LIBRARY_PATH) and, when libtorch has CUDA, a forced link to `torch_cuda` (the linker's `--as-needed`
+//! Build script shared by the packages that link libtorch (root, gpu, app; each names this file as
+//! `build` in its Cargo.toml): an rpath to libtorch for every binary, test and example, so nothing needs
+//! LD_LIBRARY_PATH, and, when libtorch has CUDA, a forced link to `torch_cuda` (the linker's `--as-needed`
 //! would otherwise drop it, since no symbol of it is referenced directly, and CUDA would be unavailable).
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
