@@ -31,8 +31,8 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn runtime_dir() -> PathBuf {
-    let dir = scratch_dir("xdg-runtime");
+fn runtime_dir(name: &str) -> PathBuf {
+    let dir = scratch_dir(&format!("{name}-xdg-runtime"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -66,7 +66,29 @@ fn start_xvfb() -> (Guard, String) {
         line.trim().parse::<u32>().is_ok(),
         "Xvfb gave no display: {line:?}"
     );
-    (Guard(child), display)
+    let mut xvfb = Guard(child);
+    // The display number is written once the server listens, but make sure it answers (and
+    // has not died) before a client is started on it: tests start servers in parallel.
+    let start = Instant::now();
+    loop {
+        let answers = Command::new("xdotool")
+            .arg("getdisplaygeometry")
+            .env("DISPLAY", &display)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if answers {
+            break;
+        }
+        if let Ok(Some(status)) = xvfb.0.try_wait() {
+            panic!("Xvfb on {display} exited with {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Xvfb on {display} does not answer after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (xvfb, display)
 }
 
 fn window_exists(display: &str) -> bool {
@@ -120,7 +142,7 @@ fn launch(display: &str, name: &str) -> Guard {
         .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
         .env_remove("VECDREAM_MODEL")
-        .env("XDG_RUNTIME_DIR", runtime_dir())
+        .env("XDG_RUNTIME_DIR", runtime_dir(name))
         .env("XDG_DATA_HOME", scratch_dir(&format!("{name}-data")))
         .env(
             "VECDREAM_CONFIG_DIR",
@@ -142,7 +164,15 @@ fn wait_for_window(display: &str, app: &mut Guard) {
         if let Ok(Some(status)) = app.0.try_wait() {
             let mut err = String::new();
             std::io::Read::read_to_string(app.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("vecdream exited with {status} before opening a window:\n{err}");
+            panic!(
+                "vecdream exited with {status} before opening a window on {display} (X server \
+                 answering: {}):\n{err}",
+                Command::new("xdotool")
+                    .arg("getdisplaygeometry")
+                    .env("DISPLAY", display)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            );
         }
         assert!(
             start.elapsed() < Duration::from_secs(120),
@@ -419,7 +449,7 @@ fn doctor_reports_libtorch_and_exits_zero() {
     let out = Command::new(BIN)
         .arg("doctor")
         .env("VECDREAM_CONFIG_DIR", scratch_dir("doctor-config"))
-        .env("XDG_RUNTIME_DIR", runtime_dir())
+        .env("XDG_RUNTIME_DIR", runtime_dir("doctor"))
         .env("VECDREAM_MODEL", "/models/sd21-base")
         .output()
         .unwrap();
