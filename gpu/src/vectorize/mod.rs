@@ -150,7 +150,7 @@ impl Default for VectorizeConfig {
             steps: 60,
             rounds: 2,
             init_fraction: 0.85,
-            lr_points: 0.25,
+            lr_points: 0.5,
             lr_fill: 0.01,
             xing_weight: 1e-3,
             preview_every: 0,
