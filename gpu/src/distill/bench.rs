@@ -43,6 +43,42 @@ fn sync(device: Device) {
     }
 }
 
+/// One timed case: `particles` copies of `doc` rendered at `size` px, `iters` timed steps.
+struct Run {
+    particles: usize,
+    size: usize,
+    cells: usize,
+    iters: usize,
+    device: Device,
+}
+
+impl Run {
+    fn time(
+        &self,
+        name: &str,
+        doc: &vecdream_core::Document,
+        guidance: Box<dyn Guidance>,
+        probe: Option<GpuMemoryProbe>,
+    ) -> Result<DistillBenchResult, DistillError> {
+        let config = DistillConfig {
+            particles: self.particles,
+            render_size: self.size,
+            steps: self.iters + 1,
+            ..DistillConfig::default()
+        };
+        let mut d = Distiller::new(&doc.param_view(), config, guidance, self.device)?;
+        let sec = time_steps(&mut d, self.iters)?;
+        Ok(DistillBenchResult {
+            name: name.into(),
+            particles: self.particles,
+            size: self.size,
+            shapes: self.cells * self.cells,
+            sec_per_iter: sec,
+            peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
+        })
+    }
+}
+
 fn time_steps(d: &mut Distiller, iters: usize) -> Result<f64, DistillError> {
     let warmups = if d.params().device().is_cuda() { 2 } else { 1 };
     for _ in 0..warmups {
@@ -78,22 +114,14 @@ pub fn bench_reference(
             ..ReferenceConfig::default()
         },
     ));
-    let config = DistillConfig {
-        particles,
-        render_size: size,
-        steps: iters + 1,
-        ..DistillConfig::default()
-    };
-    let mut d = Distiller::new(&doc.param_view(), config, guidance, device)?;
-    let sec = time_steps(&mut d, iters)?;
-    Ok(DistillBenchResult {
-        name: "reference-vpsd".into(),
+    let run = Run {
         particles,
         size,
-        shapes: cells * cells,
-        sec_per_iter: sec,
-        peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
-    })
+        cells,
+        iters,
+        device,
+    };
+    run.time("reference-vpsd", &doc, guidance, probe)
 }
 
 /// SD 2.1-base with random weights (fp16 on CUDA), with the tokenizer of `tokenizer_dir` (any
@@ -155,20 +183,12 @@ pub fn bench_distill(
     cfg.resolution = size as i64;
     let guidance: Box<dyn Guidance> = Box::new(SdGuidance::new(sd, cfg)?);
     let doc = demo_document(cells, 600.0);
-    let config = DistillConfig {
-        particles,
-        render_size: size,
-        steps: iters + 1,
-        ..DistillConfig::default()
-    };
-    let mut d = Distiller::new(&doc.param_view(), config, guidance, device)?;
-    let sec = time_steps(&mut d, iters)?;
-    Ok(DistillBenchResult {
-        name: method.as_str().into(),
+    let run = Run {
         particles,
         size,
-        shapes: cells * cells,
-        sec_per_iter: sec,
-        peak_gpu_mib: probe.and_then(GpuMemoryProbe::finish),
-    })
+        cells,
+        iters,
+        device,
+    };
+    run.time(method.as_str(), &doc, guidance, probe)
 }
