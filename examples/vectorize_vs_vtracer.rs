@@ -93,11 +93,7 @@ fn main() -> anyhow::Result<()> {
         "images" => {
             let mut targets = Vec::new();
             for f in files(&shared.join("images"), "")? {
-                let name = f
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let name = file_name(&f);
                 targets.push((name, load_image(&f, 256)?.image));
             }
             vs_vtracer(&targets, steps)
@@ -108,11 +104,7 @@ fn main() -> anyhow::Result<()> {
             println!("| image | segments | ours dB | ours s | s to DiffVG dB | DiffVG dB (s) |");
             println!("|---|---|---|---|---|---|");
             for f in files(&shared.join("images"), "")? {
-                let name = f
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let name = file_name(&f);
                 let t = load_image(&f, 256)?.image;
                 for (segs, dv_db, dv_s) in [(256usize, 22.8, 34.0), (1024, 26.6, 165.0)] {
                     // DiffVG ran 200 Adam iterations; so do we (well inside 1/5 of its time).
@@ -132,11 +124,7 @@ fn main() -> anyhow::Result<()> {
             for f in files(&shared.join("svg/twemoji"), "svg")? {
                 let text = std::fs::read_to_string(&f)?;
                 let png = vecdream_core::render_svg_str(&text, 256, 256, &f)?;
-                let name = f
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
+                let name = file_name(&f);
                 let encoded = {
                     let mut bytes = Vec::new();
                     image_png(&png, &mut bytes)?;
@@ -148,6 +136,14 @@ fn main() -> anyhow::Result<()> {
         }
         other => anyhow::bail!("unknown set {other:?} (images, diffvg, twemoji)"),
     }
+}
+
+/// The file name of `path` for the tables.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Encodes the emoji render as PNG so it goes through the same decoder as user files.

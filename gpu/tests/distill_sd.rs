@@ -38,6 +38,18 @@ fn guidance_in(method: SdMethod, cfg: f64, kind: Kind) -> SdGuidance {
     SdGuidance::new(sd, config).unwrap()
 }
 
+/// A distiller of `particles` copies of a `cells²` grid at 32 px, guided by `g`.
+fn distiller(cells: usize, particles: usize, steps: usize, g: SdGuidance) -> Distiller {
+    let doc = demo_document(cells, 32.0);
+    let config = DistillConfig {
+        particles,
+        steps,
+        render_size: 32,
+        ..DistillConfig::default()
+    };
+    Distiller::new(&doc.param_view(), config, Box::new(g), Device::Cpu).unwrap()
+}
+
 fn golden(name: &str) -> Tensor {
     let all = Tensor::read_safetensors(fixture("tiny-sd15").join("golden.safetensors")).unwrap();
     all.into_iter()
@@ -68,20 +80,7 @@ fn sds_gradient_equals_the_fixture_golden_gradient() {
 
 #[test]
 fn sds_runs_end_to_end_from_render_to_update() {
-    let doc = demo_document(4, 32.0);
-    let config = DistillConfig {
-        particles: 2,
-        steps: 3,
-        render_size: 32,
-        ..DistillConfig::default()
-    };
-    let mut d = Distiller::new(
-        &doc.param_view(),
-        config,
-        Box::new(guidance(SdMethod::Sds, 100.0)),
-        Device::Cpu,
-    )
-    .unwrap();
+    let mut d = distiller(4, 2, 3, guidance(SdMethod::Sds, 100.0));
     // The grid's cells share one grey, so only colours feel a gradient at first.
     let before: Vec<f32> = Vec::try_from(d.params().fill.detach().flatten(0, -1)).unwrap();
     for _ in 0..3 {
@@ -95,15 +94,7 @@ fn sds_runs_end_to_end_from_render_to_update() {
 #[test]
 fn vpsd_esd_csd_dds_step_on_the_fixture() {
     for method in [SdMethod::Vpsd, SdMethod::Esd, SdMethod::Csd, SdMethod::Dds] {
-        let doc = demo_document(3, 32.0);
-        let config = DistillConfig {
-            particles: 3,
-            steps: 2,
-            render_size: 32,
-            ..DistillConfig::default()
-        };
-        let g = guidance(method, 7.5);
-        let mut d = Distiller::new(&doc.param_view(), config, Box::new(g), Device::Cpu).unwrap();
+        let mut d = distiller(3, 3, 2, guidance(method, 7.5));
         for _ in 0..2 {
             let r = d.step().unwrap();
             assert!(r.skipped.is_none(), "{method:?}: {r:?}");
@@ -139,15 +130,7 @@ fn every_method_steps_with_a_half_precision_model() {
         SdMethod::Csd,
         SdMethod::Dds,
     ] {
-        let doc = demo_document(3, 32.0);
-        let config = DistillConfig {
-            particles: 3,
-            steps: 2,
-            render_size: 32,
-            ..DistillConfig::default()
-        };
-        let g = guidance_in(method, 7.5, Kind::Half);
-        let mut d = Distiller::new(&doc.param_view(), config, Box::new(g), Device::Cpu).unwrap();
+        let mut d = distiller(3, 3, 2, guidance_in(method, 7.5, Kind::Half));
         for _ in 0..2 {
             let r = d
                 .step()

@@ -6,7 +6,6 @@ use vecdream_core::{Document, RgbaImage};
 use vecdream_gpu::device::best_device;
 use vecdream_gpu::raster::bench::{BenchCase, BenchScene, bench_raster};
 use vecdream_gpu::raster::{RasterOptions, Scene, SceneParams, rasterize};
-use vecdream_gpu::tch::{Kind, Tensor};
 
 /// Renders `doc` with the differentiable rasteriser to a `width × height` PNG.
 pub fn render_diff_png(doc: &Document, path: &Path, width: u32, height: u32) -> anyhow::Result<()> {
@@ -22,37 +21,14 @@ pub fn render_diff_png(doc: &Document, path: &Path, width: u32, height: u32) -> 
             &RasterOptions::default(),
         )
     })?;
-    let image = to_rgba8(&rendered.rgb, &rendered.alpha)?;
-    image.save_png(path)?;
-    Ok(())
-}
-
-/// Particle 0 of a premultiplied `[B,3,H,W]` colour and `[B,1,H,W]` alpha as straight RGBA8.
-pub fn to_rgba8(rgb: &Tensor, alpha: &Tensor) -> anyhow::Result<RgbaImage> {
-    let (_, _, h, w) = rgb.size4()?;
-    let a = alpha
-        .get(0)
-        .to_kind(Kind::Float)
-        .to_device(vecdream_gpu::tch::Device::Cpu);
-    let c = rgb
-        .get(0)
-        .to_kind(Kind::Float)
-        .to_device(vecdream_gpu::tch::Device::Cpu);
-    // Un-premultiply where there is coverage.
-    let straight = &c / a.clamp_min(1e-6);
-    let rgba = Tensor::cat(&[straight, a], 0)
-        .clamp(0.0, 1.0)
-        .permute([1, 2, 0])
-        .multiply_scalar(255.0)
-        .round()
-        .to_kind(Kind::Uint8)
-        .contiguous();
-    let data = Vec::<u8>::try_from(rgba.view([-1]))?;
-    Ok(RgbaImage {
+    let (data, w, h) = rendered.to_rgba8(0)?;
+    RgbaImage {
         width: w as u32,
         height: h as u32,
         data,
-    })
+    }
+    .save_png(path)?;
+    Ok(())
 }
 
 /// Arguments of `vecdream bench raster`.

@@ -74,6 +74,27 @@ impl Rendered {
             .view([1, 3, 1, 1]);
         &self.rgb + (1.0 - &self.alpha) * c
     }
+
+    /// Particle `i` as straight (un-premultiplied) RGBA8 bytes, row-major, with its
+    /// `(width, height)`: what a PNG or a texture wants.
+    pub fn to_rgba8(&self, i: usize) -> Result<(Vec<u8>, usize, usize), RasterError> {
+        let cpu = |t: &Tensor| {
+            t.get(i as i64)
+                .to_device(tch::Device::Cpu)
+                .to_kind(tch::Kind::Float)
+        };
+        let (a, c) = (cpu(&self.alpha), cpu(&self.rgb));
+        let (h, w) = (c.size()[1] as usize, c.size()[2] as usize);
+        // Un-premultiply where there is coverage.
+        let rgba = Tensor::cat(&[&c / a.clamp_min(1e-6), a], 0)
+            .clamp(0.0, 1.0)
+            .permute([1, 2, 0])
+            .multiply_scalar(255.0)
+            .round()
+            .to_kind(tch::Kind::Uint8)
+            .contiguous();
+        Ok((Vec::<u8>::try_from(rgba.view([-1]))?, w, h))
+    }
 }
 
 /// Why a scene or its parameters cannot be rasterised.

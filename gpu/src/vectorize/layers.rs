@@ -52,17 +52,7 @@ impl FitShape {
     pub fn control_area(&self) -> f32 {
         self.subpath_ranges()
             .into_iter()
-            .map(|r| {
-                let p = &self.points[r];
-                let n = p.len();
-                (0..n)
-                    .map(|i| {
-                        let (a, b) = (p[i], p[(i + 1) % n]);
-                        a[0] * b[1] - b[0] * a[1]
-                    })
-                    .sum::<f32>()
-                    / 2.0
-            })
+            .map(|r| super::segment::shoelace(&self.points[r]))
             .sum()
     }
 }

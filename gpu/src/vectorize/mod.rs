@@ -27,7 +27,7 @@ pub mod segment;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 use vecdream_core::{Document, PrimitiveKind};
 
 use self::fit::{ContourFit, SpanKind, offset_outward, smooth_closed};
@@ -603,18 +603,4 @@ pub fn count_svg_segments(svg: &str) -> (usize, usize) {
     let mut acc = (0, 0);
     walk(tree.root(), &mut acc);
     acc
-}
-
-/// A premultiplied render as straight RGBA8 bytes (for previews and tests).
-pub fn rendered_to_rgba8(out: &Rendered) -> Result<Vec<u8>, VectorizeError> {
-    let a = out.alpha.get(0).to_device(Device::Cpu).to_kind(Kind::Float);
-    let c = out.rgb.get(0).to_device(Device::Cpu).to_kind(Kind::Float);
-    let rgba = Tensor::cat(&[&c / a.clamp_min(1e-6), a], 0)
-        .clamp(0.0, 1.0)
-        .permute([1, 2, 0])
-        .multiply_scalar(255.0)
-        .round()
-        .to_kind(Kind::Uint8)
-        .contiguous();
-    Ok(Vec::<u8>::try_from(rgba.view([-1]))?)
 }

@@ -380,6 +380,18 @@ pub fn corners_only(poly: &[[f32; 2]]) -> Vec<[f32; 2]> {
     out
 }
 
+/// Signed area of a closed polygon (shoelace formula; positive when clockwise on screen, y down).
+pub fn shoelace(p: &[[f32; 2]]) -> f32 {
+    let n = p.len();
+    (0..n)
+        .map(|i| {
+            let (a, b) = (p[i], p[(i + 1) % n]);
+            a[0] * b[1] - b[0] * a[1]
+        })
+        .sum::<f32>()
+        / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,17 +409,6 @@ mod tests {
                 .flat_map(|r| r.bytes().map(|b| b == b'#'))
                 .collect(),
         }
-    }
-
-    fn shoelace(p: &[[f32; 2]]) -> f32 {
-        let n = p.len();
-        (0..n)
-            .map(|i| {
-                let (a, b) = (p[i], p[(i + 1) % n]);
-                a[0] * b[1] - b[0] * a[1]
-            })
-            .sum::<f32>()
-            / 2.0
     }
 
     #[test]
