@@ -5,6 +5,7 @@ pub mod device;
 pub mod distill;
 pub mod gpu_memory;
 pub mod raster;
+pub mod rng;
 pub mod sd;
 pub mod vectorize;
 

@@ -104,7 +104,7 @@ pub fn bench_reference(
 ) -> Result<DistillBenchResult, DistillError> {
     let probe = GpuMemoryProbe::start(device);
     let doc = demo_document(cells, size as f64);
-    let mut rng = super::rng::Rng::new(0);
+    let mut rng = crate::rng::Rng::new(0);
     let targets = (rng.normal_tensor(&[4, 3, 64, 64], device) * 0.3 + 0.5).clamp(0.0, 1.0);
     let teacher = ReferenceTeacher::new(&targets, 64, device)?;
     let guidance: Box<dyn Guidance> = Box::new(ReferenceGuidance::new(

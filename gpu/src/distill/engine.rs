@@ -8,9 +8,9 @@ use super::DistillError;
 use super::adam::{AdamConfig, MaskedAdam, bool_mask, zero_grads};
 use super::guidance::{Guidance, StepCtx};
 use super::reward::{Reward, reward_weights};
-use super::rng::Rng;
 use super::schedule::LrSchedule;
 use crate::raster::{RasterOptions, Scene, SceneParams, rasterize};
+use crate::rng::Rng;
 
 /// Random streams of a run (see [`Rng::for_step`]).
 pub(crate) const STREAM_INIT: u64 = 1;

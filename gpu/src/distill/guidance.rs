@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use super::DistillError;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// What a guidance gets besides the images at one optimisation step.
 #[derive(Debug)]

@@ -20,11 +20,12 @@ mod engine;
 mod guidance;
 mod reference;
 mod reward;
-mod rng;
+
 mod schedule;
 mod sd_guidance;
 mod worker;
 
+pub use crate::rng::Rng;
 pub use adam::{AdamConfig, MaskedAdam};
 pub use bench::{DistillBenchResult, bench_distill, bench_reference, random_sd21};
 pub use checkpoint::{CHECKPOINT_VERSION, CheckpointMeta};
@@ -39,7 +40,6 @@ pub use reference::{
 pub use reward::{
     ColorfulnessReward, LinearReward, ReferenceLikelihoodReward, Reward, reward_weights,
 };
-pub use rng::Rng;
 pub use schedule::{
     Annealing, LrSchedule, TimeRange, scaled_linear_alphas_cumprod, sd_alphas_cumprod,
 };

@@ -375,7 +375,7 @@ mod tests {
         let teacher = ReferenceTeacher::new(&imgs, 8, Device::Cpu).unwrap();
         let t = [50i64];
         let a = teacher.alphas_cumprod()[50];
-        let mut rng = super::super::rng::Rng::new(0);
+        let mut rng = crate::rng::Rng::new(0);
         let eps = rng.normal_tensor(&[1, 3, 8, 8], Device::Cpu);
         let y = teacher.targets().narrow(0, 1, 1);
         let x_t = y * a.sqrt() + &eps * (1.0 - a).sqrt();

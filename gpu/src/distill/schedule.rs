@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DistillError;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// ᾱ_t for t in `0..steps` from betas linear in √β between `beta_start` and `beta_end`
 /// (diffusers' "scaled_linear"; SD uses 0.00085 → 0.012 over 1000 steps).

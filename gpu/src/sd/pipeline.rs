@@ -139,14 +139,11 @@ impl StableDiffusion {
         self.scheduler.set_timesteps(opts.steps)?;
         let _guard = tch::no_grad_guard();
         let text = self.encode_prompt(&[opts.negative.as_str(), opts.prompt.as_str()]);
-        tch::manual_seed(opts.seed as i64);
+        // The seed's own generator, not libtorch's global one (shared by every thread).
         let channels = self.unet.config.in_channels;
-        let mut latents = Tensor::randn(
-            [1, channels, height / f, width / f],
-            (Kind::Float, Device::Cpu),
-        )
-        .to_device(self.device)
-        .to_kind(self.kind);
+        let mut latents = crate::rng::Rng::new(opts.seed)
+            .normal_tensor(&[1, channels, height / f, width / f], self.device)
+            .to_kind(self.kind);
         let timesteps = self.scheduler.timesteps.clone();
         for (i, &t) in timesteps.iter().enumerate() {
             let input = Tensor::cat(&[&latents, &latents], 0);

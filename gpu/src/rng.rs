@@ -1,4 +1,4 @@
-//! Deterministic, platform-independent random numbers for the optimisation loop.
+//! Deterministic, platform-independent random numbers (optimisation loop, sampling noise).
 //!
 //! libtorch's global generator is shared by every thread of the process (tests run in parallel, the
 //! worker runs beside the UI), so the loop draws its noise, timesteps and particle subsets from this
