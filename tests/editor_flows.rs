@@ -499,3 +499,53 @@ fn measure_ui_frame_time_while_the_worker_runs() {
     );
     assert!(log.worker_frames > 0, "no worker frames arrived: {log:?}");
 }
+
+#[test]
+fn gradient_fills_show_their_stops_and_turn_solid_undoably() {
+    let dir = std::env::temp_dir().join(format!("vecdream-gradient-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("shaded.svg");
+    std::fs::write(
+        &svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32">
+  <linearGradient id="g" x1="0" y1="0" x2="32" y2="0" gradientUnits="userSpaceOnUse">
+    <stop offset="0" stop-color="#ff0000"/><stop offset="1" stop-color="#0000ff"/>
+  </linearGradient>
+  <rect id="wall" width="32" height="32" fill="url(#g)"/>
+</svg>"##,
+    )
+    .unwrap();
+    let mut h = harness(vec![svg]);
+    open_through_menu(&mut h);
+    let fill = |a: &VecdreamApp| {
+        let doc = a.document().unwrap();
+        doc.shape_entries()[0].shape.fill.clone().unwrap()
+    };
+    assert!(matches!(fill(h.state()), vecdream::core::Paint::Linear(_)));
+    let row = h.state().document().unwrap().shape_entries()[0]
+        .shape
+        .meta
+        .name
+        .clone();
+    h.get_by_label(&row).click();
+    h.run();
+    // One colour button per stop, labelled with its position, then "Solid".
+    for at in ["0%", "100%"] {
+        assert!(h.query_by_label(at).is_some(), "a stop button at {at}");
+    }
+    h.get_by_label("Solid").click();
+    h.run();
+    let solid = fill(h.state());
+    assert_eq!(
+        solid,
+        vecdream::core::Paint::Solid(vecdream::core::Rgba::new(0.5, 0.0, 0.5, 1.0)),
+        "the mean of red → blue"
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert!(
+        matches!(fill(h.state()), vecdream::core::Paint::Linear(_)),
+        "undo brings the gradient back"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -93,6 +93,8 @@ pub struct VecdreamApp {
     frames_received: usize,
     events_received: usize,
     vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
+    /// Vectorising gives shaded regions linear-gradient fills (off: flat colours only).
+    vectorize_gradients: bool,
 }
 
 /// A straight-alpha RGBA8 image: `(width, height, pixels)`.
@@ -146,6 +148,7 @@ impl VecdreamApp {
             frames_received: 0,
             events_received: 0,
             vectorizing: None,
+            vectorize_gradients: true,
         };
         app.validate_model_folder();
         if app.persist {
@@ -584,9 +587,11 @@ impl VecdreamApp {
     /// Vectorises an image on a background thread; intermediate documents show up live.
     pub fn vectorize(&mut self, ctx: &egui::Context, path: &Path) {
         let ctx2 = ctx.clone();
-        self.vectorizing = Some(crate::io::spawn_vectorize(path, move || {
-            ctx2.request_repaint()
-        }));
+        self.vectorizing = Some(crate::io::spawn_vectorize(
+            path,
+            self.vectorize_gradients,
+            move || ctx2.request_repaint(),
+        ));
         self.status.message = Some(format!("Vectorising {}…", path.display()));
     }
 
@@ -730,6 +735,10 @@ impl VecdreamApp {
                 .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
                 .show(ctx, |ui| {
                     ui.label(format!("What should vecdream do with {}?", path.display()));
+                    ui.checkbox(
+                        &mut self.vectorize_gradients,
+                        "Vectorise shaded regions with gradient fills",
+                    );
                     ui.horizontal(|ui| {
                         if ui.button("Vectorise").clicked() {
                             self.pending.push(AppCommand::Vectorize(path.clone()));

@@ -99,10 +99,12 @@ pub enum VectorizeMsg {
     Done(anyhow::Result<Box<Document>>),
 }
 
-/// Vectorises `path` on a background thread (256 px working size, default budget), streaming progress
-/// and intermediate documents; `wake` is called after each message (e.g. to request a repaint).
+/// Vectorises `path` on a background thread (256 px working size, default budget; `gradients`: shaded
+/// regions get linear-gradient fills), streaming progress and intermediate documents; `wake` is called
+/// after each message (e.g. to request a repaint).
 pub fn spawn_vectorize(
     path: &Path,
+    gradients: bool,
     wake: impl Fn() + Send + 'static,
 ) -> std::sync::mpsc::Receiver<VectorizeMsg> {
     use std::ops::ControlFlow;
@@ -112,6 +114,7 @@ pub fn spawn_vectorize(
     std::thread::spawn(move || {
         let cfg = VectorizeConfig {
             preview_every: 10,
+            gradients,
             ..VectorizeConfig::default()
         };
         let send = |m: VectorizeMsg| {

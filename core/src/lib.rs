@@ -42,7 +42,7 @@ pub use document::{Document, NodeKind, NodePath, ShapeEntry};
 pub use history::Editor;
 pub use ids::{NodeId, NodeMeta, ShapeId};
 pub use object::{Object, ObjectChild};
-pub use paint::{GradientStop, LinearGradient, Paint, RadialGradient, SpreadMethod};
+pub use paint::{GradientStop, LinearFill, LinearGradient, Paint, RadialGradient, SpreadMethod};
 pub use params::{ParamError, ParamView, ShapeSlot, SubpathSlot};
 pub use shape::{FillRule, LineCap, LineJoin, PrimitiveKind, Shape, Stroke, Subpath};
 pub mod atomic;

@@ -137,6 +137,123 @@ impl Paint {
     }
 }
 
+/// A padded two-stop linear gradient as the optimiser sees it (`f32`, document units, no
+/// transform): with mean colour `m`, it paints `m − Δ/2` at the axis start and `m + Δ/2` at
+/// its end (each clamped to `[0, 1]`), and the end colours beyond.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearFill {
+    /// Colour change `Δ` from the start stop to the end stop (straight RGBA).
+    pub delta: [f32; 4],
+    /// Axis: start x, y, end x, y.
+    pub axis: [f32; 4],
+}
+
+impl LinearFill {
+    /// `[Δ, axis]` as 8 numbers.
+    pub fn to_array(self) -> [f32; 8] {
+        let [a, b, c, d] = self.delta;
+        let [e, f, g, h] = self.axis;
+        [a, b, c, d, e, f, g, h]
+    }
+
+    /// From `[Δ, axis]`.
+    pub fn from_array(v: [f32; 8]) -> Self {
+        Self {
+            delta: [v[0], v[1], v[2], v[3]],
+            axis: [v[4], v[5], v[6], v[7]],
+        }
+    }
+
+    /// The start and end stop colours for mean colour `mean`, clamped to `[0, 1]`.
+    pub fn stops(self, mean: [f32; 4]) -> ([f32; 4], [f32; 4]) {
+        (
+            std::array::from_fn(|k| (mean[k] - 0.5 * self.delta[k]).clamp(0.0, 1.0)),
+            std::array::from_fn(|k| (mean[k] + 0.5 * self.delta[k]).clamp(0.0, 1.0)),
+        )
+    }
+
+    /// True if every number is finite.
+    pub fn is_finite(self) -> bool {
+        self.to_array().iter().all(|v| v.is_finite())
+    }
+}
+
+impl Paint {
+    /// A padded linear gradient with two stops, under any invertible transform and at any
+    /// distinct offsets, as `(mean colour, LinearFill)`: the same picture, re-anchored in
+    /// document space. `None` for solid colours, radial gradients, other spreads, other stop
+    /// counts and degenerate gradients (the optimiser then sees [`Paint::mean_color`]).
+    pub fn as_linear_fill(&self) -> Option<([f32; 4], LinearFill)> {
+        let Paint::Linear(g) = self else {
+            return None;
+        };
+        let [s0, s1] = g.stops.as_slice() else {
+            return None;
+        };
+        if g.spread != SpreadMethod::Pad || s1.offset <= s0.offset {
+            return None;
+        }
+        let (c0, c1) = (s0.color.to_array(), s1.color.to_array());
+        let mean = std::array::from_fn(|i| 0.5 * (c0[i] + c1[i]));
+        let delta = std::array::from_fn(|i| c1[i] - c0[i]);
+        let along = g.end - g.start;
+        if along.hypot2() < 1e-18 {
+            // A zero-length axis paints the last stop everywhere (SVG 1.1 §13.2.2).
+            let p = g.transform * g.start;
+            let fill = LinearFill {
+                delta,
+                axis: [p.x as f32, p.y as f32, p.x as f32, p.y as f32],
+            };
+            return fill.is_finite().then_some((mean, fill));
+        }
+        // Stop positions in gradient space; t = (q − A)·v / |v|² with q = T⁻¹p is affine
+        // in p with gradient u = M⁻ᵀv / |v|² (M the linear part of T): the document-space
+        // axis runs from T(A), where t = 0, by u / |u|² to where t = 1.
+        let a = g.start + along * f64::from(s0.offset);
+        let v = along * f64::from(s1.offset - s0.offset);
+        let v2 = v.hypot2();
+        if g.transform.determinant().abs() < 1e-12 || v2 < 1e-12 {
+            return None;
+        }
+        let inv = g.transform.inverse().as_coeffs(); // q = [i0 i2; i1 i3] p + [i4, i5]
+        let u = kurbo::Vec2::new(inv[0] * v.x + inv[1] * v.y, inv[2] * v.x + inv[3] * v.y) / v2;
+        let u2 = u.hypot2();
+        if u2 < 1e-18 || !u2.is_finite() {
+            return None;
+        }
+        // Start where the first stop sits (any point of the t = 0 line would do).
+        let start = g.transform * a;
+        let end = start + u / u2;
+        let fill = LinearFill {
+            delta,
+            axis: [start.x as f32, start.y as f32, end.x as f32, end.y as f32],
+        };
+        fill.is_finite().then_some((mean, fill))
+    }
+
+    /// The two-stop linear gradient with mean colour `mean` and `fill`'s change and axis.
+    pub fn from_linear_fill(mean: [f32; 4], fill: LinearFill) -> Paint {
+        let (c0, c1) = fill.stops(mean);
+        let [x0, y0, x1, y1] = fill.axis.map(f64::from);
+        Paint::Linear(LinearGradient {
+            start: kurbo::Point::new(x0, y0),
+            end: kurbo::Point::new(x1, y1),
+            transform: Affine::IDENTITY,
+            spread: SpreadMethod::Pad,
+            stops: vec![
+                GradientStop {
+                    offset: 0.0,
+                    color: Rgba::from_array(c0),
+                },
+                GradientStop {
+                    offset: 1.0,
+                    color: Rgba::from_array(c1),
+                },
+            ],
+        })
+    }
+}
+
 /// Average colour of a piecewise-linear gradient over `[0, 1]` (ends padded).
 fn mean_of_stops(stops: &[GradientStop]) -> Rgba {
     let (Some(first), Some(last)) = (stops.first(), stops.last()) else {

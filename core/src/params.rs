@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::color::Rgba;
 use crate::document::{Document, ShapeEntry};
 use crate::ids::{NodeId, ShapeId};
-use crate::paint::Paint;
+use crate::paint::{LinearFill, Paint};
 use crate::shape::Stroke;
 
 pub use crate::shape::{FillRule, LineCap, LineJoin, PrimitiveKind};
@@ -37,8 +37,9 @@ pub struct ShapeSlot {
     pub subpaths: Vec<SubpathSlot>,
     /// Fill rule.
     pub fill_rule: FillRule,
-    /// Fill colour in [`ParamView::fill`]; a gradient fill is represented by its mean colour
-    /// and is kept on write-back unless that colour changed.
+    /// Fill colour in [`ParamView::fill`] (and [`ParamView::fill_gradient`] for a two-stop
+    /// linear gradient); any other gradient is represented by its mean colour and is kept on
+    /// write-back unless that colour changed.
     pub has_fill: bool,
     /// Stroke colour and width in [`ParamView::stroke`] / [`ParamView::stroke_width`].
     pub has_stroke: bool,
@@ -69,6 +70,10 @@ pub struct ParamView {
     pub stroke: Vec<[f32; 4]>,
     /// Per slot stroke width (0 when there is no stroke).
     pub stroke_width: Vec<f32>,
+    /// Per slot: the fill's change and axis when it is a padded two-stop linear gradient
+    /// (then [`ParamView::fill`] holds its mean colour); `None` for other fills.
+    #[serde(default)]
+    pub fill_gradient: Vec<Option<LinearFill>>,
 }
 
 impl ParamView {
@@ -124,6 +129,7 @@ impl ParamView {
             ("fill", self.fill.len()),
             ("stroke", self.stroke.len()),
             ("stroke_width", self.stroke_width.len()),
+            ("fill_gradient", self.fill_gradient.len()),
         ] {
             if len != n {
                 return Err(ParamError::Length {
@@ -202,6 +208,7 @@ fn pack(doc: &Document, entries: &[ShapeEntry<'_>]) -> ParamView {
         fill: Vec::with_capacity(entries.len()),
         stroke: Vec::with_capacity(entries.len()),
         stroke_width: Vec::with_capacity(entries.len()),
+        fill_gradient: Vec::with_capacity(entries.len()),
     };
     for e in entries {
         let s = e.shape;
@@ -231,11 +238,13 @@ fn pack(doc: &Document, entries: &[ShapeEntry<'_>]) -> ParamView {
             locked: e.locked,
             hidden: e.hidden,
         });
-        view.fill.push(
-            s.fill
-                .as_ref()
-                .map_or([0.0; 4], |p| p.mean_color().to_array()),
-        );
+        let linear = s.fill.as_ref().and_then(Paint::as_linear_fill);
+        view.fill.push(match (&s.fill, linear) {
+            (_, Some((mean, _))) => mean,
+            (Some(p), None) => p.mean_color().to_array(),
+            (None, None) => [0.0; 4],
+        });
+        view.fill_gradient.push(linear.map(|(_, g)| g));
         view.stroke.push(
             s.stroke
                 .as_ref()
@@ -251,6 +260,18 @@ fn pack(doc: &Document, entries: &[ShapeEntry<'_>]) -> ParamView {
 fn merge_f64(old: &mut f64, new: f32) {
     if *old as f32 != new {
         *old = f64::from(new);
+    }
+}
+
+/// A fill from the view: a two-stop linear gradient when `gradient` is set (the old paint is
+/// kept if it reads back as the same numbers), else as [`merge_paint`].
+fn merge_fill(old: Option<Paint>, mean: [f32; 4], gradient: Option<LinearFill>) -> Paint {
+    match gradient {
+        Some(g) => match old {
+            Some(p) if p.as_linear_fill() == Some((mean, g)) => p,
+            _ => Paint::from_linear_fill(mean, g),
+        },
+        None => merge_paint(old, mean),
     }
 }
 
@@ -312,6 +333,9 @@ impl Document {
             if !view.fill[i].iter().all(|v| v.is_finite()) {
                 return Err(not_finite("the fill colour"));
             }
+            if view.fill_gradient[i].is_some_and(|g| !g.is_finite()) {
+                return Err(not_finite("the fill gradient"));
+            }
             if !view.stroke[i].iter().all(|v| v.is_finite()) {
                 return Err(not_finite("the stroke colour"));
             }
@@ -338,7 +362,7 @@ impl Document {
             shape.fill_rule = slot.fill_rule;
             shape.fill = slot
                 .has_fill
-                .then(|| merge_paint(shape.fill.take(), view.fill[i]));
+                .then(|| merge_fill(shape.fill.take(), view.fill[i], view.fill_gradient[i]));
             shape.stroke = if slot.has_stroke {
                 let mut st = shape
                     .stroke

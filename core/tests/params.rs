@@ -81,8 +81,25 @@ fn param_view_apply_writes_only_trainable_slots() {
         d.shape(view.slots[0].shape).unwrap().fill,
         Some(Paint::Linear(_))
     ));
-    // Changing the mean colour replaces the gradient by a solid colour.
+    // Changing the mean colour of a two-stop gradient shifts both stops (clamped to
+    // [0, 1]); red → blue has change (−1, 0, 1, 0).
     let mut view = d.param_view();
+    view.fill[0] = [1.0, 1.0, 0.0, 1.0];
+    d.apply_param_view(&view).unwrap();
+    let Some(Paint::Linear(g)) = &d.shape(view.slots[0].shape).unwrap().fill else {
+        panic!("still a gradient");
+    };
+    assert_eq!(g.stops[0].color, Rgba::new(1.0, 1.0, 0.0, 1.0));
+    assert_eq!(g.stops[1].color, Rgba::new(0.5, 1.0, 0.5, 1.0));
+    // A gradient the view cannot represent (three stops) becomes solid when its mean
+    // colour changes.
+    let svg = SVG.replace(
+        "<stop offset=\"1\" stop-color=\"#00f\"/>",
+        "<stop offset=\"0.5\" stop-color=\"#0f0\"/><stop offset=\"1\" stop-color=\"#00f\"/>",
+    );
+    let mut d = Document::from_svg_str(&svg, "three.svg").unwrap().document;
+    let mut view = d.param_view();
+    assert!(view.fill_gradient[0].is_none());
     view.fill[0] = [1.0, 1.0, 0.0, 1.0];
     d.apply_param_view(&view).unwrap();
     assert_eq!(
@@ -126,4 +143,71 @@ fn param_view_of_subtree() {
     let mut d2 = d.clone();
     d2.apply_param_view(&view).unwrap();
     assert_eq!(d2, d);
+}
+
+/// A two-stop linear gradient reaches the view as mean colour + change + document-space
+/// axis, whatever its units, offsets and transform; an edited view writes a plain
+/// user-space gradient that paints the same picture (checked with resvg).
+#[test]
+fn param_view_linear_gradients_round_trip_and_edit() {
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">
+  <linearGradient id="g" x1="0" y1="0" x2="20" y2="0" gradientUnits="userSpaceOnUse"
+      gradientTransform="matrix(1 0.4 -0.2 1.5 6 4)">
+    <stop offset="0.25" stop-color="#ff8000"/><stop offset="0.75" stop-color="#0040ff"/>
+  </linearGradient>
+  <linearGradient id="three"><stop offset="0" stop-color="#000"/>
+    <stop offset="0.5" stop-color="#fff"/><stop offset="1" stop-color="#000"/></linearGradient>
+  <rect width="40" height="24" fill="url(#g)"/>
+  <rect y="26" width="40" height="14" fill="url(#three)"/>
+</svg>"##;
+    let mut doc = Document::from_svg_str(svg, "g.svg").unwrap().document;
+    let before = vecdream_core::render_rgba(&doc, 40, 40).unwrap();
+    let view = doc.param_view();
+    let g = view.fill_gradient[0].expect("two stops: a gradient slot");
+    assert!(
+        view.fill_gradient[1].is_none(),
+        "three stops: mean colour only"
+    );
+    // Mean of the stops, and the change from the first to the last.
+    let (orange, blue) = (
+        [1.0, 128.0 / 255.0, 0.0, 1.0],
+        [0.0, 64.0 / 255.0, 1.0, 1.0],
+    );
+    for k in 0..4 {
+        assert!((view.fill[0][k] - 0.5 * (orange[k] + blue[k])).abs() < 1e-6);
+        assert!((g.delta[k] - (blue[k] - orange[k])).abs() < 1e-6);
+    }
+    // Unchanged: the document keeps its gradients exactly (transform and all).
+    let copy = doc.clone();
+    doc.apply_param_view(&view).unwrap();
+    assert_eq!(doc, copy);
+    // Re-anchored: nudging nothing but writing the gradient back as a plain user-space
+    // gradient paints the same pixels.
+    let mut edited = view.clone();
+    edited.fill_gradient[0] = Some(vecdream_core::LinearFill {
+        axis: g.axis.map(|v| v + 1e-3),
+        ..g
+    });
+    doc.apply_param_view(&edited).unwrap();
+    let Some(Paint::Linear(lg)) = &doc.shape_entries()[0].shape.fill else {
+        panic!("still a linear gradient");
+    };
+    assert_eq!(lg.transform, kurbo::Affine::IDENTITY);
+    assert_eq!(lg.stops.len(), 2);
+    let after = vecdream_core::render_rgba(&doc, 40, 40).unwrap();
+    let worst = before
+        .data
+        .iter()
+        .zip(&after.data)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(worst <= 2, "re-anchored gradient differs by {worst} levels");
+    let repacked = doc.param_view().fill_gradient[0].unwrap();
+    for k in 0..4 {
+        assert!(
+            (repacked.axis[k] - g.axis[k] - 1e-3).abs() < 1e-3,
+            "{repacked:?}"
+        );
+    }
 }

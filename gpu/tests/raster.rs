@@ -34,6 +34,7 @@ fn params(
         stroke: Tensor::from_slice(&flat(stroke)).view([1, n, 4]),
         stroke_width: Tensor::from_slice(width).view([1, n]),
         background: Tensor::from_slice(&bg).view([1, 4]),
+        fill_gradient: None,
     }
 }
 
@@ -295,14 +296,16 @@ fn fixed_pieces() -> RasterOptions {
     }
 }
 
-#[test]
-fn raster_gradients_match_finite_differences() {
-    let (scene, base) = mixed_scene();
+/// Which tensor of [`SceneParams`] a finite-difference check perturbs.
+type Field = fn(&SceneParams) -> &Tensor;
+
+/// Compares autograd against central differences for each `(name, field, skip zero pairs)`.
+fn check_finite_differences(scene: &Scene, base: &SceneParams, fields: &[(&str, Field, bool)]) {
     let opts = fixed_pieces();
     tch::manual_seed(7);
     let weights = Tensor::rand([1, 3, 32, 32], (Kind::Double, Device::Cpu));
     let loss_of = |p: &SceneParams| -> Tensor {
-        let out = rasterize(&scene, p, 32, 32, &opts).unwrap();
+        let out = rasterize(scene, p, 32, 32, &opts).unwrap();
         (out.rgb.to_kind(Kind::Double) * &weights).sum(Kind::Double)
             + out.alpha.to_kind(Kind::Double).sum(Kind::Double)
     };
@@ -314,48 +317,89 @@ fn raster_gradients_match_finite_differences() {
     // of the current position bends the difference quotient: entries are compared with a
     // tolerance of 2 % of the largest gradient plus 5 % of their own size, and the whole
     // vector must agree to 1 % (relative L2).
-    let check =
-        |name: &str, field: fn(&SceneParams) -> &Tensor, eps: f64, skip_zero_widths: bool| {
-            let grad = field(&leaves).grad().to_kind(Kind::Double).flatten(0, -1);
-            let n = grad.size()[0];
-            let mut fd = vec![0f64; n as usize];
-            for (i, slot) in fd.iter_mut().enumerate() {
-                let pert = |sign: f64| {
-                    let p = base.particle(0);
-                    let t = field(&p).shallow_clone();
-                    let flat = t.view([-1]);
-                    let v = flat.double_value(&[i as i64]);
-                    let _ = flat.get(i as i64).fill_(v + sign * eps);
-                    loss_of(&p).double_value(&[])
-                };
-                *slot = (pert(1.0) - pert(-1.0)) / (2.0 * eps);
+    let eps = 1e-3;
+    for &(name, field, skip_zero) in fields {
+        let grad = field(&leaves).grad().to_kind(Kind::Double).flatten(0, -1);
+        let n = grad.size()[0];
+        let mut fd = vec![0f64; n as usize];
+        for (i, slot) in fd.iter_mut().enumerate() {
+            let pert = |sign: f64| {
+                let p = base.particle(0);
+                let t = field(&p).shallow_clone();
+                let flat = t.view([-1]);
+                let v = flat.double_value(&[i as i64]);
+                let _ = flat.get(i as i64).fill_(v + sign * eps);
+                loss_of(&p).double_value(&[])
+            };
+            *slot = (pert(1.0) - pert(-1.0)) / (2.0 * eps);
+        }
+        let g: Vec<f64> = Vec::try_from(&grad).unwrap();
+        let gmax = g.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let (mut num, mut den) = (0.0, 0.0);
+        for i in 0..n as usize {
+            if skip_zero && g[i] == 0.0 && fd[i] == 0.0 {
+                continue;
             }
-            let g: Vec<f64> = Vec::try_from(&grad).unwrap();
-            let gmax = g.iter().fold(0f64, |m, v| m.max(v.abs()));
-            let (mut num, mut den) = (0.0, 0.0);
-            for i in 0..n as usize {
-                if skip_zero_widths && g[i] == 0.0 && fd[i] == 0.0 {
-                    continue;
-                }
-                assert!(
-                    (fd[i] - g[i]).abs() <= 0.02 * gmax + 0.05 * g[i].abs(),
-                    "{name}[{i}]: autograd {} vs central difference {}",
-                    g[i],
-                    fd[i]
-                );
-                num += (fd[i] - g[i]).powi(2);
-                den += g[i].powi(2);
-            }
-            let rel = (num / den.max(1e-30)).sqrt();
-            assert!(rel < 1e-2, "{name}: relative L2 error {rel}");
-            assert!(gmax > 0.0, "{name}: no gradient at all");
-            eprintln!("{name}: max |grad| {gmax:.4}, relative L2 error {rel:.2e}");
-        };
-    check("points", |p| &p.points, 1e-3, false);
-    check("fill", |p| &p.fill, 1e-3, false);
-    check("stroke", |p| &p.stroke, 1e-3, false);
-    check("stroke_width", |p| &p.stroke_width, 1e-3, true);
-    check("background", |p| &p.background, 1e-3, false);
+            assert!(
+                (fd[i] - g[i]).abs() <= 0.02 * gmax + 0.05 * g[i].abs(),
+                "{name}[{i}]: autograd {} vs central difference {}",
+                g[i],
+                fd[i]
+            );
+            num += (fd[i] - g[i]).powi(2);
+            den += g[i].powi(2);
+        }
+        let rel = (num / den.max(1e-30)).sqrt();
+        assert!(rel < 1e-2, "{name}: relative L2 error {rel}");
+        assert!(gmax > 0.0, "{name}: no gradient at all");
+        eprintln!("{name}: max |grad| {gmax:.4}, relative L2 error {rel:.2e}");
+    }
+}
+
+#[test]
+fn raster_gradients_match_finite_differences() {
+    let (scene, base) = mixed_scene();
+    check_finite_differences(
+        &scene,
+        &base,
+        &[
+            ("points", |p| &p.points, false),
+            ("fill", |p| &p.fill, false),
+            ("stroke", |p| &p.stroke, false),
+            ("stroke_width", |p| &p.stroke_width, true),
+            ("background", |p| &p.background, false),
+        ],
+    );
+}
+
+#[test]
+fn raster_gradient_fills_match_finite_differences() {
+    // The same scene with linear-gradient fills: colour changes (alpha included) and axes
+    // that start and end inside the shapes, so both the ramp and the padded ends are hit.
+    let (scene, mut base) = mixed_scene();
+    let g: Vec<f32> = vec![
+        0.3, -0.3, 0.1, -0.2, 6.0, 8.0, 20.0, 14.0, // shape 0
+        -0.5, 0.5, 0.1, 0.0, 24.0, 4.0, 18.0, 26.0, // shape 1
+        0.3, 0.3, -0.6, 0.1, 2.0, 30.0, 30.0, 2.0, // shape 2
+    ];
+    base.fill_gradient = Some(Tensor::from_slice(&g).view([1, 3, 8]));
+    let with = rasterize(&scene, &base, 32, 32, &fixed_pieces()).unwrap();
+    base.fill_gradient = None;
+    let without = rasterize(&scene, &base, 32, 32, &fixed_pieces()).unwrap();
+    assert!(
+        max_abs(&(with.rgb - without.rgb)) > 0.1,
+        "gradients change the picture"
+    );
+    base.fill_gradient = Some(Tensor::from_slice(&g).view([1, 3, 8]));
+    check_finite_differences(
+        &scene,
+        &base,
+        &[
+            ("points", |p| &p.points, false),
+            ("fill", |p| &p.fill, false),
+            ("fill_gradient", |p| p.fill_gradient.as_ref().unwrap(), true),
+        ],
+    );
 }
 
 #[test]
@@ -375,6 +419,7 @@ fn raster_batch_equals_single_renders() {
         stroke: rep(&base.stroke),
         stroke_width: rep(&base.stroke_width) + Tensor::rand([b, 3], (Kind::Float, Device::Cpu)),
         background: rep(&base.background),
+        fill_gradient: None,
     };
     let all = render(&scene, &batch, 32, 24);
     assert_eq!(all.rgb.size(), [b, 3, 24, 32]);

@@ -1,5 +1,5 @@
-//! The properties panel under the object tree: fill and stroke colour pickers, stroke width, delete, and
-//! group / ungroup of the selection. It returns edit commands; drags of a slider are one gesture.
+//! The properties panel under the object tree: fill and stroke colour pickers (one per stop of a
+//! gradient fill), stroke width, delete, and group / ungroup of the selection. It returns edit commands; drags of a slider are one gesture.
 
 use egui::Rgba as EguiRgba;
 use vecdream_core::{Command, Document, NodeKind, Paint, Rgba};
@@ -76,8 +76,13 @@ impl PropertiesPanel {
                             });
                         }
                     }
-                    Some(_) => {
-                        ui.weak("gradient (kept as is)");
+                    Some(gradient) => {
+                        if let Some(paint) = gradient_editor(ui, gradient, &mut out) {
+                            out.commands.push(Command::SetFill {
+                                shape: id,
+                                paint: Some(paint),
+                            });
+                        }
                     }
                     None => {
                         if ui.button("Add fill").labelled_by(label.id).clicked() {
@@ -142,6 +147,52 @@ fn colour_button(
     .labelled_by(label);
     gesture(&r, out);
     r.changed().then(|| from_egui(rgba))
+}
+
+/// One colour button per gradient stop, and "Solid" to replace the gradient by its mean
+/// colour. Returns the edited paint.
+fn gradient_editor(ui: &mut egui::Ui, paint: &Paint, out: &mut PropertiesOutput) -> Option<Paint> {
+    let stops = paint.stops()?;
+    let mut edited = None;
+    ui.horizontal(|ui| {
+        for (i, stop) in stops.iter().enumerate() {
+            // Each stop's button is labelled with its position along the gradient.
+            let at = ui.small(format!("{:.0}%", stop.offset * 100.0));
+            let mut rgba = to_egui(stop.color);
+            let r = egui::color_picker::color_edit_button_rgba(
+                ui,
+                &mut rgba,
+                egui::color_picker::Alpha::OnlyBlend,
+            )
+            .labelled_by(at.id)
+            .on_hover_text(format!("Gradient stop {}", i + 1));
+            gesture(&r, out);
+            if r.changed() {
+                edited = Some(with_stop_color(paint.clone(), i, from_egui(rgba)));
+            }
+        }
+        if ui
+            .button("Solid")
+            .on_hover_text("Replace the gradient by its mean colour")
+            .clicked()
+        {
+            edited = Some(Paint::Solid(paint.mean_color()));
+        }
+    });
+    edited
+}
+
+/// `paint` with stop `i` recoloured.
+fn with_stop_color(mut paint: Paint, i: usize, color: Rgba) -> Paint {
+    let stops = match &mut paint {
+        Paint::Solid(_) => return paint,
+        Paint::Linear(g) => &mut g.stops,
+        Paint::Radial(g) => &mut g.stops,
+    };
+    if let Some(s) = stops.get_mut(i) {
+        s.color = color;
+    }
+    paint
 }
 
 fn gesture(r: &egui::Response, out: &mut PropertiesOutput) {

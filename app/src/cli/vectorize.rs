@@ -55,6 +55,10 @@ pub struct VectorizeArgs {
     /// Optimisation steps after the initial layered fit (0: fit only).
     #[arg(long, default_value_t = VectorizeConfig::default().steps)]
     pub steps: usize,
+    /// Flat colours only: no linear-gradient fills on shaded regions (iconography style;
+    /// low-poly and pixel-art are always flat).
+    #[arg(long)]
+    pub flat: bool,
 }
 
 fn config(
@@ -63,6 +67,7 @@ fn config(
     style: Style,
     seed: u64,
     steps: usize,
+    gradients: bool,
 ) -> VectorizeConfig {
     let budget = match (segments, paths) {
         (_, Some(p)) => Budget::Paths(p),
@@ -74,6 +79,7 @@ fn config(
         style,
         seed,
         steps,
+        gradients,
         device: vecdream_gpu::device::best_device(),
         ..VectorizeConfig::default()
     }
@@ -87,6 +93,7 @@ pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
         args.style.into(),
         args.seed,
         args.steps,
+        !args.flat,
     );
     let bar = crate::cli::progress::bar(cfg.steps as u64, "steps");
     let result = vectorize_file(&args.input, args.size, &cfg, &mut |p| {
@@ -154,6 +161,9 @@ pub struct BenchVectorizeArgs {
     /// Write each SVG into this folder.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Flat colours only (no gradient fills).
+    #[arg(long)]
+    pub flat: bool,
 }
 
 /// `vecdream bench vectorize`: a Markdown table of quality, size and time per image.
@@ -173,6 +183,7 @@ pub fn bench(args: &BenchVectorizeArgs) -> anyhow::Result<()> {
         Style::Iconography,
         args.seed,
         args.steps,
+        !args.flat,
     );
     println!(
         "| image | size | PSNR dB | SSIM | paths | segments | SVG bytes | wall s | initial fit dB (s) | s to initial +1 dB |"

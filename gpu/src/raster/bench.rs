@@ -172,15 +172,9 @@ fn jittered_particles(one: &SceneParams, particles: usize, seed: u64) -> ScenePa
         dims.extend(std::iter::repeat_n(1, t.dim() - 1));
         t.repeat(&dims)
     };
-    let points = rep(&one.points);
-    let _ = points.narrow(0, 1, b - 1).g_add_(&jitter);
-    SceneParams {
-        points,
-        fill: rep(&one.fill),
-        stroke: rep(&one.stroke),
-        stroke_width: rep(&one.stroke_width),
-        background: rep(&one.background),
-    }
+    let params = one.map(rep);
+    let _ = params.points.narrow(0, 1, b - 1).g_add_(&jitter);
+    params
 }
 
 /// Measured figures of one scene.
@@ -331,15 +325,7 @@ pub fn agreement_with_cpu(
     opts: &RasterOptions,
 ) -> Result<DeviceAgreement, RasterError> {
     let run = |device: Device| -> Result<(Tensor, Tensor), RasterError> {
-        let on = |t: &Tensor| t.to_device(device);
-        let params = SceneParams {
-            points: on(&scene.params.points),
-            fill: on(&scene.params.fill),
-            stroke: on(&scene.params.stroke),
-            stroke_width: on(&scene.params.stroke_width),
-            background: on(&scene.params.background),
-        }
-        .to_leaves();
+        let params = scene.params.map(|t| t.to_device(device)).to_leaves();
         let target = Tensor::full(
             [1, 3, scene.height as i64, scene.width as i64],
             0.5,
@@ -439,6 +425,7 @@ fn build(
         background: Tensor::from_slice(&[1.0f32, 1.0, 1.0, 1.0])
             .view([1, 4])
             .to_device(device),
+        fill_gradient: None,
     };
     Ok(BenchScene {
         name,

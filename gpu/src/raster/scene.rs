@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use tch::{Device, Kind, Tensor};
+use vecdream_core::LinearFill;
 use vecdream_core::params::{FillRule, ParamView, PrimitiveKind};
 
 use super::RasterError;
@@ -227,6 +228,7 @@ fn check_view(view: &ParamView) -> Result<(), RasterError> {
         ("fill", view.fill.len()),
         ("stroke", view.stroke.len()),
         ("stroke_width", view.stroke_width.len()),
+        ("fill_gradient", view.fill_gradient.len()),
     ] {
         if len != n {
             return Err(RasterError::ViewLength {
@@ -255,7 +257,16 @@ pub struct SceneParams {
     pub stroke_width: Tensor,
     /// `[B, 4]` background colour (alpha 0: transparent).
     pub background: Tensor,
+    /// `[B, S, 8]` linear-gradient fills, or `None` when every fill is solid. Per shape:
+    /// the colour change `Δ` (RGBA) and the axis `x0, y0, x1, y1` (document units). The fill
+    /// then paints stops `fill − Δ/2` at the axis start and `fill + Δ/2` at its end (each
+    /// clamped to `[0, 1]`), padded beyond: an SVG `linearGradient` whose mean colour is
+    /// `fill`. `Δ = 0` paints solid `fill`.
+    pub fill_gradient: Option<Tensor>,
 }
+
+/// Width of one shape's entry in [`SceneParams::fill_gradient`].
+pub const GRADIENT_WIDTH: i64 = 8;
 
 impl SceneParams {
     /// `batch` identical copies of the view's numbers on `device` (float32, no gradient).
@@ -281,6 +292,14 @@ impl SceneParams {
             stroke: rep(Tensor::from_slice(&flat(&view.stroke)), &[s, 4]),
             stroke_width: rep(Tensor::from_slice(&view.stroke_width), &[s]),
             background: rep(Tensor::from_slice(&view.background), &[4]),
+            fill_gradient: view.fill_gradient.iter().any(Option::is_some).then(|| {
+                let g: Vec<f32> = view
+                    .fill_gradient
+                    .iter()
+                    .flat_map(|g| g.map_or([0.0; 8], |g| g.to_array()))
+                    .collect();
+                rep(Tensor::from_slice(&g), &[s, GRADIENT_WIDTH])
+            }),
         })
     }
 
@@ -294,28 +313,26 @@ impl SceneParams {
         self.points.device()
     }
 
+    /// Applies `f` to every tensor (e.g. to move them to another device).
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
+        Self {
+            points: f(&self.points),
+            fill: f(&self.fill),
+            stroke: f(&self.stroke),
+            stroke_width: f(&self.stroke_width),
+            background: f(&self.background),
+            fill_gradient: self.fill_gradient.as_ref().map(&f),
+        }
+    }
+
     /// A copy of the tensors that are leaves requiring gradient (for an optimiser).
     pub fn to_leaves(&self) -> Self {
-        let leaf = |t: &Tensor| t.detach().copy().set_requires_grad(true);
-        Self {
-            points: leaf(&self.points),
-            fill: leaf(&self.fill),
-            stroke: leaf(&self.stroke),
-            stroke_width: leaf(&self.stroke_width),
-            background: leaf(&self.background),
-        }
+        self.map(|t| t.detach().copy().set_requires_grad(true))
     }
 
     /// Particle `i` alone, as a batch of one (shares no autograd history).
     pub fn particle(&self, i: usize) -> Self {
-        let pick = |t: &Tensor| t.detach().narrow(0, i as i64, 1).copy();
-        Self {
-            points: pick(&self.points),
-            fill: pick(&self.fill),
-            stroke: pick(&self.stroke),
-            stroke_width: pick(&self.stroke_width),
-            background: pick(&self.background),
-        }
+        self.map(|t| t.detach().narrow(0, i as i64, 1).copy())
     }
 
     /// All tensors, e.g. to zero their gradients.
@@ -380,6 +397,15 @@ impl SceneParams {
             *dst = src.max(0.0);
         }
         view.background = col(&bg);
+        if let Some(g) = &self.fill_gradient {
+            let g = host(g, &[s, GRADIENT_WIDTH], "fill_gradient")?;
+            for (slot, src) in view.fill_gradient.iter_mut().zip(g.chunks_exact(8)) {
+                // Solid slots stay solid; gradient slots take the new numbers.
+                if slot.is_some() {
+                    *slot = Some(LinearFill::from_array(std::array::from_fn(|k| src[k])));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -405,6 +431,19 @@ impl SceneParams {
             }
             if t.device() != dev {
                 return Err(RasterError::Device(field));
+            }
+        }
+        if let Some(g) = &self.fill_gradient {
+            let want = vec![b, s, GRADIENT_WIDTH];
+            if g.size() != want {
+                return Err(RasterError::Shape {
+                    field: "fill_gradient",
+                    expected: want,
+                    found: g.size(),
+                });
+            }
+            if g.device() != dev {
+                return Err(RasterError::Device("fill_gradient"));
             }
         }
         Ok(b)

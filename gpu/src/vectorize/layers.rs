@@ -2,18 +2,22 @@
 //! each shape a closed path (or polygon) fitted to its region's hole-filled silhouette.
 
 use vecdream_core::{
-    Component, Document, FillRule, NodeMeta, Object, ObjectChild, Paint, PrimitiveKind, Rgba,
-    Shape, Subpath,
+    Component, Document, FillRule, LinearFill, NodeMeta, Object, ObjectChild, Paint, PrimitiveKind,
+    Rgba, Shape, Subpath,
 };
 
 use super::fit::{Candidate, ContourFit, SpanKind, allocate, offset_outward, smooth_closed};
 
+/// Shapes smaller than this (px²) keep solid fills: a gradient there costs more SVG bytes
+/// than the few pixels it improves are worth.
+pub const MIN_GRADIENT_AREA: f32 = 64.0;
 /// How far outlines are pushed outwards (px) so neighbours overlap instead of leaving gaps.
 pub const OUTLINE_OFFSET_PX: f32 = 0.5;
 use super::image::TargetImage;
 use super::segment::{
     NO_LABEL, Region, connected_regions, kmeans_labels, silhouette, trace_boundary,
 };
+use super::shading::fit_shading;
 
 /// One primitive being fitted.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +32,8 @@ pub struct FitShape {
     pub fixed_points: bool,
     /// Start index in `points` of each subpath after the first (holes, wound the other way).
     pub hole_starts: Vec<usize>,
+    /// Linear-gradient fill around the mean colour `color`, or `None` for a solid fill.
+    pub gradient: Option<LinearFill>,
 }
 
 impl FitShape {
@@ -45,6 +51,35 @@ impl FitShape {
         bounds.extend(self.hole_starts.iter().copied());
         bounds.push(self.points.len());
         bounds.windows(2).map(|w| w[0]..w[1]).collect()
+    }
+
+    /// The fill paint: solid, or a two-stop linear gradient when its colours differ by at
+    /// least one 8-bit level.
+    pub fn paint(&self) -> Paint {
+        let color = self.color.map(|v| v.clamp(0.0, 1.0));
+        match self.gradient {
+            Some(g) if g.delta.iter().any(|d| d.abs() >= 1.0 / 255.0) => {
+                Paint::from_linear_fill(color, g)
+            }
+            _ => Paint::Solid(Rgba::from_array(color)),
+        }
+    }
+
+    /// Starts the fill as the least-squares linear gradient of `img` over `pixels`
+    /// ([`fit_shading`]; faint ones included: the optimiser may strengthen them, and
+    /// [`Layered::flatten_faint_gradients`] turns those that stay faint solid).
+    /// Regions under [`MIN_GRADIENT_AREA`] stay solid; the opacity stays uniform.
+    pub fn shade(&mut self, img: &TargetImage, pixels: &[usize]) {
+        if (pixels.len() as f32) < MIN_GRADIENT_AREA {
+            return;
+        }
+        if let Some((mean, mut g)) = fit_shading(img, pixels) {
+            let alpha = self.color[3];
+            self.color = mean.map(|v| v.clamp(0.0, 1.0));
+            self.color[3] = alpha;
+            g.delta[3] = 0.0;
+            self.gradient = Some(g);
+        }
     }
 
     /// Signed area of the control polygons (px², holes subtract), a cheap proxy of the
@@ -126,6 +161,32 @@ impl Layered {
         before - self.shape_count()
     }
 
+    /// Turns gradient fills whose visible colour change stays below `min_change` (on every
+    /// channel, weighted by opacity), or whose shape shrank below [`MIN_GRADIENT_AREA`],
+    /// into solid fills of their mean colour. Returns how many.
+    pub fn flatten_faint_gradients(&mut self, min_change: f32) -> usize {
+        let mut n = 0;
+        for s in self.shapes_mut() {
+            let Some(g) = s.gradient else {
+                continue;
+            };
+            if s.control_area().abs() < MIN_GRADIENT_AREA {
+                s.gradient = None;
+                n += 1;
+                continue;
+            }
+            let (c0, c1) = g.stops(s.color);
+            let change = (0..4)
+                .map(|k| (c1[k] * c1[3] - c0[k] * c0[3]).abs())
+                .fold(0.0f32, f32::max);
+            if change < min_change {
+                s.gradient = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Appends `shape` on top of object `object`'s "details" component.
     pub fn add_detail(&mut self, object: usize, shape: FitShape) {
         if object >= self.objects.len() {
@@ -180,9 +241,7 @@ impl Layered {
                                     closed: true,
                                 })
                                 .collect(),
-                            fill: Some(Paint::Solid(Rgba::from_array(
-                                s.color.map(|v| v.clamp(0.0, 1.0)),
-                            ))),
+                            fill: Some(s.paint()),
                             fill_rule: FillRule::NonZero,
                             stroke: None,
                         }
@@ -238,7 +297,8 @@ pub fn colours_for_budget(segments: usize) -> usize {
 }
 
 /// Builds the layered initial guess using at most `max_segments` segments and `max_shapes`
-/// shapes (`kind`: closed cubic paths or polygons).
+/// shapes (`kind`: closed cubic paths or polygons). With `shaded`, shapes (and the
+/// background) over smoothly shaded pixels start with their least-squares linear gradient.
 pub fn initial_layers(
     img: &TargetImage,
     kind: PrimitiveKind,
@@ -246,6 +306,7 @@ pub fn initial_layers(
     max_segments: usize,
     max_shapes: usize,
     seed: u64,
+    shaded: bool,
 ) -> Layered {
     let (w, h) = (img.width, img.height);
     let (labels, _) = kmeans_labels(img, colours, seed);
@@ -366,13 +427,23 @@ pub fn initial_layers(
     let shapes_of: Vec<Option<FitShape>> = (0..sil.len())
         .map(|k| {
             let fit = fit_of[k].as_ref()?;
+            let ri = sil[k].0;
             let mut shape = FitShape {
                 points: fit.points(),
-                color: color_of(&regions[sil[k].0]),
+                color: color_of(&regions[ri]),
                 kind,
                 fixed_points: false,
                 hole_starts: Vec::new(),
+                gradient: None,
             };
+            if shaded {
+                let [x0, y0, x1, y1] = regions[ri].bbox;
+                let own: Vec<usize> = (y0..=y1)
+                    .flat_map(|y| (x0..=x1).map(move |x| y * w + x))
+                    .filter(|&p| comp[p] == ri as u32)
+                    .collect();
+                shape.shade(img, &own);
+            }
             if transparent {
                 for hole in transparent_holes(&sil[k].1, &labels, w) {
                     let Some(mut hf) = ContourFit::new(hole, span_kind) else {
@@ -400,13 +471,14 @@ pub fn initial_layers(
             kind,
             fixed_points: false,
             hole_starts: Vec::new(),
+            gradient: None,
         })
     };
     let canvas = (w * h) as f32;
     // Very large roots (e.g. a sky that surrounds everything) join the background object.
     let mut bg_shapes: Vec<FitShape> = Vec::new();
     if let Some(c) = background {
-        bg_shapes.push(FitShape {
+        let mut rect = FitShape {
             points: if kind == PrimitiveKind::Polygon {
                 vec![
                     [0.0, 0.0],
@@ -421,7 +493,29 @@ pub fn initial_layers(
             kind,
             fixed_points: true,
             hole_starts: Vec::new(),
-        });
+            gradient: None,
+        };
+        if shaded {
+            // The background shows wherever no chosen silhouette covers the canvas.
+            let mut covered = vec![false; w * h];
+            for (k, (_, m)) in sil.iter().enumerate() {
+                if fit_of[k].is_none() {
+                    continue;
+                }
+                for y in 0..m.h {
+                    for x in 0..m.w {
+                        if m.bits[y * m.w + x] {
+                            covered[(m.y0 + y) * w + m.x0 + x] = true;
+                        }
+                    }
+                }
+            }
+            let open: Vec<usize> = (0..w * h)
+                .filter(|&p| !covered[p] && img.pixels[p][3] >= 0.5)
+                .collect();
+            rect.shade(img, &open);
+        }
+        bg_shapes.push(rect);
     }
     let mut tops = Vec::new();
     let mut queue = roots;
@@ -622,6 +716,7 @@ pub fn pixel_layers(img: &TargetImage, max_shapes: usize, seed: u64) -> Layered 
                     kind: PrimitiveKind::Polygon,
                     fixed_points: true,
                     hole_starts: Vec::new(),
+                    gradient: None,
                 });
             }
         }

@@ -23,6 +23,7 @@ pub mod image;
 pub mod layers;
 pub mod optimize;
 pub mod segment;
+pub mod shading;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -118,6 +119,9 @@ pub struct VectorizeConfig {
     pub budget: Budget,
     /// Primitive family.
     pub style: Style,
+    /// Iconography only: shapes over smoothly shaded pixels get linear-gradient fills
+    /// (started from the least-squares gradient, then optimised); flat regions stay solid.
+    pub gradients: bool,
     /// Seed of k-means seeding (the only randomness).
     pub seed: u64,
     /// Adam steps after the initial fit (0: the initial fit only).
@@ -146,9 +150,10 @@ impl Default for VectorizeConfig {
         Self {
             budget: Budget::Segments(2000),
             style: Style::Iconography,
+            gradients: true,
             seed: 0,
             steps: 60,
-            rounds: 2,
+            rounds: 3,
             init_fraction: 0.85,
             lr_points: 0.5,
             lr_fill: 0.01,
@@ -222,6 +227,9 @@ pub struct Vectorized {
 
 /// Smallest area (px²) a shape may keep before it is pruned.
 pub const MIN_SHAPE_AREA: f32 = 4.0;
+/// Gradient fills whose colour changes less than this (any channel, opacity-weighted) end
+/// up solid: the difference is under a few 8-bit levels and a solid fill is simpler to edit.
+pub const MIN_GRADIENT_CHANGE: f32 = 6.0 / 255.0;
 /// Shapes more transparent than this are pruned.
 pub const MIN_SHAPE_ALPHA: f32 = 0.05;
 
@@ -275,6 +283,7 @@ pub fn vectorize(
         Style::Iconography => PrimitiveKind::ClosedPath,
     };
     let adaptive = cfg.style != Style::PixelArt && cfg.steps > 0 && cfg.rounds > 0;
+    let shaded = cfg.gradients && cfg.style == Style::Iconography;
     let target = TargetTensors::new(img, cfg.device);
     let mut layered = if cfg.style == Style::PixelArt {
         pixel_layers(img, max_shapes.min(max_segments / 4), cfg.seed)
@@ -297,7 +306,15 @@ pub fn vectorize(
         let mut best: Option<(f64, Layered)> = None;
         let palettes = if k1 == k0 { vec![k0] } else { vec![k0, k1] };
         for k in palettes {
-            let l = initial_layers(img, kind, k, init_segments.max(4), init_shapes, cfg.seed);
+            let l = initial_layers(
+                img,
+                kind,
+                k,
+                init_segments.max(4),
+                init_shapes,
+                cfg.seed,
+                shaded,
+            );
             let psnr = psnr_of_mse(rendered_mse(
                 &Flat::from_layers(&l, cfg.device)?.render(&target, &cfg.raster)?,
                 &target,
@@ -328,6 +345,10 @@ pub fn vectorize(
         Vec::new()
     };
     let mut steps_done = 0;
+    // Few, large shapes (small budgets) move further per step: the point learning rate
+    // grows with the typical shape size, sqrt(canvas / shapes), from 14 px up to 2×.
+    let shape_scale =
+        (((img.width * img.height) as f64 / max_shapes as f64).sqrt() / 14.0).clamp(1.0, 2.0);
     let lr_fill = if cfg.style == Style::PixelArt {
         cfg.lr_fill * 2.0
     } else {
@@ -335,8 +356,9 @@ pub fn vectorize(
     };
     while steps_done < cfg.steps && !cancelled {
         let progress = steps_done as f64 / cfg.steps.max(1) as f64;
-        let lr =
-            cfg.lr_points * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+        let lr = cfg.lr_points
+            * shape_scale
+            * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
         let (out, mse) = flat.step(&target, &cfg.raster, lr, lr_fill, cfg.xing_weight)?;
         steps_done += 1;
         cancelled = on_progress(Progress::Step {
@@ -364,6 +386,7 @@ pub fn vectorize(
                 &out,
                 &target,
                 kind,
+                shaded,
                 max_segments,
                 max_shapes,
                 rounds_left,
@@ -379,6 +402,9 @@ pub fn vectorize(
         }
     }
     flat.write_layers(&mut layered)?;
+    if layered.flatten_faint_gradients(MIN_GRADIENT_CHANGE) > 0 {
+        flat = Flat::from_layers(&layered, cfg.device)?;
+    }
     let psnr_db = psnr_of_mse(rendered_mse(&flat.render(&target, &cfg.raster)?, &target));
     Ok(Vectorized {
         document: layered.to_document(),
@@ -401,6 +427,7 @@ fn add_at_residual(
     out: &Rendered,
     target: &TargetTensors,
     kind: PrimitiveKind,
+    shaded: bool,
     max_segments: usize,
     max_shapes: usize,
     rounds_left: usize,
@@ -505,13 +532,22 @@ fn add_at_residual(
         if color[3] > 0.9 {
             color[3] = 1.0;
         }
-        let shape = FitShape {
+        let mut shape = FitShape {
             points: fit.points(),
             color,
             kind,
             fixed_points: false,
             hole_starts: Vec::new(),
+            gradient: None,
         };
+        if shaded {
+            let [x0, y0, x1, y1] = b.bbox;
+            let own: Vec<usize> = (y0..=y1)
+                .flat_map(|y| (x0..=x1).map(move |x| y * w + x))
+                .filter(|&p| comp[p] == bi as u32)
+                .collect();
+            shape.shade(img, &own);
+        }
         segments += shape.segments();
         shapes += 1;
         added += 1;

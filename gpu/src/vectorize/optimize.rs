@@ -2,6 +2,7 @@
 //! differentiable rasteriser, with a self-intersection ("xing") penalty on closed cubics.
 
 use tch::{Device, Kind, Tensor};
+use vecdream_core::LinearFill;
 use vecdream_core::params::{ParamView, PrimitiveKind};
 
 use super::VectorizeError;
@@ -66,14 +67,18 @@ pub struct Flat {
     pub points: Tensor,
     /// `[1, S, 4]` leaf.
     pub fill: Tensor,
+    /// `[1, S, 8]` leaf: linear-gradient fills (see [`SceneParams::fill_gradient`]), if any
+    /// shape has one.
+    pub gradient: Option<Tensor>,
     stroke: Tensor,
     stroke_width: Tensor,
     background: Tensor,
     point_mask: Tensor,
     fill_mask: Tensor,
+    gradient_mask: Option<Tensor>,
     /// `[N, 4]` point indices of closed cubic segments and `[N]` orientation signs.
     xing: Option<(Tensor, Tensor)>,
-    moments: [(Tensor, Tensor); 2],
+    moments: [(Tensor, Tensor); 3],
     t: i32,
 }
 
@@ -85,8 +90,10 @@ pub struct FlatInput {
     pub shapes: Vec<ShapeTopology>,
     /// All points.
     pub points: Vec<[f32; 2]>,
-    /// Fill per shape.
+    /// Fill per shape (the mean colour of a gradient).
     pub fill: Vec<[f32; 4]>,
+    /// Linear-gradient fill per shape.
+    pub gradient: Vec<Option<LinearFill>>,
     /// Stroke per shape.
     pub stroke: Vec<[f32; 4]>,
     /// Stroke width per shape.
@@ -133,6 +140,30 @@ impl Flat {
         };
         let point_mask = mask(&input.point_trainable, p);
         let fill_mask = mask(&input.fill_trainable, s);
+        let (gradient, gradient_mask) = if input.gradient.iter().any(Option::is_some) {
+            let g: Vec<f32> = input
+                .gradient
+                .iter()
+                .flat_map(|g| g.map_or([0.0; 8], LinearFill::to_array))
+                .collect();
+            let trainable: Vec<bool> = input
+                .gradient
+                .iter()
+                .zip(&input.fill_trainable)
+                .map(|(g, t)| g.is_some() && *t)
+                .collect();
+            (
+                Some(
+                    Tensor::from_slice(&g)
+                        .view([1, s, 8])
+                        .to_device(dev)
+                        .set_requires_grad(true),
+                ),
+                Some(mask(&trainable, s)),
+            )
+        } else {
+            (None, None)
+        };
         // Closed cubic subpaths of trainable shapes get the xing penalty.
         let mut idx: Vec<i64> = Vec::new();
         let mut sign: Vec<f32> = Vec::new();
@@ -171,19 +202,23 @@ impl Flat {
                 Tensor::from_slice(&sign).to_device(dev),
             )
         });
+        let zeros = |t: &Tensor| (t.zeros_like(), t.zeros_like());
         let moments = [
-            (points.zeros_like(), points.zeros_like()),
-            (fill.zeros_like(), fill.zeros_like()),
+            zeros(&points),
+            zeros(&fill),
+            gradient.as_ref().map_or_else(|| zeros(&fill), zeros),
         ];
         Ok(Self {
             scene,
             points,
             fill,
+            gradient,
             stroke,
             stroke_width,
             background,
             point_mask,
             fill_mask,
+            gradient_mask,
             xing,
             moments,
             t: 0,
@@ -195,6 +230,7 @@ impl Flat {
         let mut shapes = Vec::new();
         let mut points = Vec::new();
         let mut fill = Vec::new();
+        let mut gradient = Vec::new();
         let mut point_trainable = Vec::new();
         for s in l.shapes() {
             let start = points.len();
@@ -215,20 +251,30 @@ impl Flat {
                 hidden: false,
             });
             fill.push(s.color);
+            gradient.push(s.gradient);
         }
         let n = shapes.len();
-        Self::new(FlatInput {
+        let mut flat = Self::new(FlatInput {
             canvas: [l.size[0] as f32, l.size[1] as f32],
             shapes,
             points,
             fill,
+            gradient,
             stroke: vec![[0.0; 4]; n],
             stroke_width: vec![0.0; n],
             background: [0.0; 4],
             point_trainable,
             fill_trainable: vec![true; n],
             device,
-        })
+        })?;
+        // Vectorised gradients keep one opacity along the axis: colour only.
+        if let Some(mask) = &flat.gradient_mask {
+            let keep = Tensor::from_slice(&[1.0f32, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+                .to_device(device)
+                .view([1, 1, 8]);
+            flat.gradient_mask = Some(mask * keep);
+        }
+        Ok(flat)
     }
 
     /// From a document's parameter view: only trainable slots move (locks respected).
@@ -239,6 +285,7 @@ impl Flat {
             shapes: scene.shapes().to_vec(),
             points: view.points.clone(),
             fill: view.fill.clone(),
+            gradient: view.fill_gradient.clone(),
             stroke: view.stroke.clone(),
             stroke_width: view.stroke_width.clone(),
             background: view.background,
@@ -258,6 +305,7 @@ impl Flat {
             stroke: self.stroke.shallow_clone(),
             stroke_width: self.stroke_width.shallow_clone(),
             background: self.background.shallow_clone(),
+            fill_gradient: self.gradient.as_ref().map(Tensor::shallow_clone),
         }
     }
 
@@ -288,7 +336,7 @@ impl Flat {
         lr_fill: f64,
         xing_weight: f64,
     ) -> Result<(Rendered, f64), VectorizeError> {
-        for t in [&self.points, &self.fill] {
+        for t in [&self.points, &self.fill].into_iter().chain(&self.gradient) {
             let mut g = t.grad();
             if g.defined() {
                 let _ = g.zero_();
@@ -330,10 +378,28 @@ impl Flat {
         self.t += 1;
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);
-        let params = [
-            (&self.points, &self.point_mask, lr_points),
-            (&self.fill, &self.fill_mask, lr_fill),
+        let dev = self.points.device();
+        let scalar = |lr: f64| Tensor::from(lr as f32).to_device(dev);
+        // Gradient fills: the colour change moves like a colour, the axis like points.
+        let gradient_lr = Tensor::from_slice(&[
+            lr_fill as f32,
+            lr_fill as f32,
+            lr_fill as f32,
+            lr_fill as f32,
+            lr_points as f32,
+            lr_points as f32,
+            lr_points as f32,
+            lr_points as f32,
+        ])
+        .to_device(dev)
+        .view([1, 1, 8]);
+        let mut params = vec![
+            (&self.points, &self.point_mask, scalar(lr_points)),
+            (&self.fill, &self.fill_mask, scalar(lr_fill)),
         ];
+        if let (Some(g), Some(mask)) = (&self.gradient, &self.gradient_mask) {
+            params.push((g, mask, gradient_lr));
+        }
         for ((p, mask, lr), (m, v)) in params.into_iter().zip(self.moments.iter_mut()) {
             let g = p.grad();
             if !g.defined() {
@@ -349,6 +415,9 @@ impl Flat {
         }
         let mut fill = self.fill.shallow_clone();
         let _ = fill.clamp_(0.0, 1.0);
+        if let Some(g) = &self.gradient {
+            let _ = g.narrow(2, 0, 4).clamp_(-1.0, 1.0);
+        }
     }
 
     /// Renders the current parameters without gradient.
@@ -384,6 +453,15 @@ impl Flat {
                 .to_kind(Kind::Float)
                 .flatten(0, -1),
         )?;
+        let gradient = match &self.gradient {
+            Some(g) => Some(Vec::<f32>::try_from(
+                g.detach()
+                    .to_device(Device::Cpu)
+                    .to_kind(Kind::Float)
+                    .flatten(0, -1),
+            )?),
+            None => None,
+        };
         let mut pi = 0;
         for (si, s) in l.shapes_mut().enumerate() {
             for p in &mut s.points {
@@ -397,6 +475,12 @@ impl Flat {
             }
             if let Some(c) = fill.get(4 * si..4 * si + 4) {
                 s.color = [c[0], c[1], c[2], c[3]].map(|v| v.clamp(0.0, 1.0));
+            }
+            if let (Some(g), Some(all)) = (&mut s.gradient, &gradient)
+                && let Some(v) = all.get(8 * si..8 * si + 8)
+                && v.iter().all(|x| x.is_finite())
+            {
+                *g = LinearFill::from_array(std::array::from_fn(|k| v[k]));
             }
         }
         Ok(())
