@@ -9,6 +9,36 @@ use super::image::TargetImage;
 /// Directions tried for the gradient axis (over a half turn).
 const ANGLES: usize = 90;
 
+/// Share of the opaque pixels that the most frequent colours must cover for an image to
+/// count as flat-coloured (an icon: flat fills, anti-aliased edges).
+pub const FLAT_COVERAGE: f64 = 0.8;
+/// How many of the most frequent colours count.
+const FLAT_COLOURS: usize = 64;
+
+/// True if `img` is drawn in flat colours: its [`FLAT_COLOURS`] most frequent exact RGBA8
+/// colours cover at least [`FLAT_COVERAGE`] of the opaque pixels. Such images (icons) are
+/// vectorised with solid fills only, as drawn; photos and shaded art are not flat.
+pub fn is_flat_coloured(img: &TargetImage) -> bool {
+    let mut counts: std::collections::HashMap<[u8; 4], usize> = std::collections::HashMap::new();
+    let mut opaque = 0usize;
+    for p in &img.pixels {
+        if p[3] < 0.5 {
+            continue;
+        }
+        opaque += 1;
+        *counts
+            .entry(p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8))
+            .or_default() += 1;
+    }
+    if opaque == 0 {
+        return true;
+    }
+    let mut by_count: Vec<usize> = counts.into_values().collect();
+    by_count.sort_unstable_by(|a, b| b.cmp(a));
+    let top: usize = by_count.iter().take(FLAT_COLOURS).sum();
+    top as f64 >= FLAT_COVERAGE * opaque as f64
+}
+
 /// The least-squares two-stop linear gradient of `img` over `pixels` (indices into the
 /// image) as `(mean colour, gradient)`; `None` for fewer than two pixels or a set with no
 /// extent. The axis spans the pixels' extent along the gradient's direction, so the fill is
@@ -128,6 +158,23 @@ mod tests {
             "{c0:?} {c1:?}"
         );
         assert!(g.delta[1].abs() < 1e-6 && g.delta[3].abs() < 1e-6);
+    }
+
+    #[test]
+    fn flat_colour_images_are_told_from_shaded_ones() {
+        // Eight flat bands with a one-pixel anti-aliased edge between them: flat.
+        let bands = image(64, 64, |x, _| {
+            let v = (x / 8) as f32 / 8.0;
+            if x % 8 == 0 {
+                [v - 0.03, 0.5, 0.5, 1.0]
+            } else {
+                [v, 0.2, 0.9, 1.0]
+            }
+        });
+        assert!(is_flat_coloured(&bands));
+        // A smooth two-axis ramp: 4096 colours.
+        let ramp = image(64, 64, |x, y| [x as f32 / 63.0, y as f32 / 63.0, 0.5, 1.0]);
+        assert!(!is_flat_coloured(&ramp));
     }
 
     #[test]
