@@ -323,3 +323,48 @@ fn bench_reference_256() {
         println!("{r:?}");
     }
 }
+
+/// A document with a gradient fill distils: the gradient is rendered (the render differs
+/// from its solid mean), its mean colour trains, and its axis and colour change come back
+/// unchanged (distillation does not optimise them).
+#[test]
+fn gradient_fills_render_and_keep_their_axis_through_distillation() {
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16">
+  <linearGradient id="g" x1="0" y1="0" x2="16" y2="0" gradientUnits="userSpaceOnUse">
+    <stop offset="0" stop-color="#200000"/><stop offset="1" stop-color="#e0c0a0"/>
+  </linearGradient>
+  <rect width="16" height="16" fill="url(#g)"/>
+  <circle cx="8" cy="8" r="4" fill="#3060c0"/>
+</svg>"##;
+    let mut doc = Document::from_svg_str(svg, "g.svg").unwrap().document;
+    let view = doc.param_view();
+    let before = view.fill_gradient[0].expect("a gradient slot");
+    let mut d = Distiller::new(
+        &view,
+        small_config(5),
+        reference(ReferenceMode::Sds),
+        Device::Cpu,
+    )
+    .unwrap();
+    let first = d.render().unwrap();
+    // Left and right columns of the background differ: the gradient is drawn.
+    let (left, right) = (first.get(0).select(2, 0), first.get(0).select(2, 15));
+    assert!((left - right).abs().max().double_value(&[]) > 0.3);
+    for _ in 0..5 {
+        assert!(d.step().unwrap().skipped.is_none());
+    }
+    d.write_into(0, &mut doc).unwrap();
+    let after = doc.param_view();
+    assert_eq!(after.fill_gradient[0].map(|g| g.axis), Some(before.axis));
+    // Stops are re-derived from the new mean: the change survives up to f32 rounding.
+    let delta = after.fill_gradient[0].unwrap().delta;
+    assert!(
+        delta
+            .iter()
+            .zip(before.delta)
+            .all(|(a, b)| (a - b).abs() < 1e-5),
+        "{delta:?} vs {:?}",
+        before.delta
+    );
+    assert_ne!(after.fill[0], view.fill[0], "the mean colour trains");
+}

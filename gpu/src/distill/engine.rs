@@ -252,7 +252,10 @@ impl Distiller {
     ) -> Result<Self, DistillError> {
         check_config(&config)?;
         let scene = Scene::from_view(view)?;
-        let params = SceneParams::from_view(view, config.particles, device)?.to_leaves();
+        let mut params = SceneParams::from_view(view, config.particles, device)?.to_leaves();
+        // Distillation trains points, colours and widths; the axes and colour changes of
+        // gradient fills stay as they are (rendered, not optimised).
+        params.fill_gradient = params.fill_gradient.map(|g| g.detach());
         if config.init_jitter > 0.0 {
             let mask = bool_mask(
                 &view.point_mask(),
