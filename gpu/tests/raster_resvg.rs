@@ -56,6 +56,22 @@ fn unsupported(svg: &str) -> Option<&'static str> {
     .map(|(_, why)| why)
 }
 
+/// Our render of a view at SIZE×SIZE over white, as `[3, H, W]`.
+fn render_view(view: &vecdream_core::ParamView) -> Tensor {
+    let scene = Scene::from_view(view).unwrap();
+    let params = SceneParams::from_view(view, 1, Device::Cpu).unwrap();
+    rasterize(
+        &scene,
+        &params,
+        SIZE as usize,
+        SIZE as usize,
+        &RasterOptions::default(),
+    )
+    .unwrap()
+    .over([1.0, 1.0, 1.0])
+    .get(0)
+}
+
 fn psnr(a: &Tensor, b: &Tensor) -> f64 {
     let mse = (a - b).square().mean(Kind::Double).double_value(&[]);
     -10.0 * mse.max(1e-20).log10()
@@ -82,19 +98,7 @@ fn corpus(name: &str) {
         let doc = Document::from_svg_str(&svg, &file)
             .unwrap_or_else(|e| panic!("{file}: import failed: {e}"))
             .document;
-        let view = doc.param_view();
-        let scene = Scene::from_view(&view).unwrap();
-        let params = SceneParams::from_view(&view, 1, Device::Cpu).unwrap();
-        let ours = rasterize(
-            &scene,
-            &params,
-            SIZE as usize,
-            SIZE as usize,
-            &RasterOptions::default(),
-        )
-        .unwrap()
-        .over([1.0, 1.0, 1.0])
-        .get(0);
+        let ours = render_view(&doc.param_view());
         let reference = resvg_render(&svg);
         let db = psnr(&ours, &reference);
         eprintln!("{name}/{file}: {db:.2} dB");
@@ -203,18 +207,7 @@ fn raster_matches_resvg_on_linear_gradients() {
         4,
         "every two-stop linear gradient reaches the optimiser as one"
     );
-    let scene = Scene::from_view(&view).unwrap();
-    let params = SceneParams::from_view(&view, 1, Device::Cpu).unwrap();
-    let ours = rasterize(
-        &scene,
-        &params,
-        SIZE as usize,
-        SIZE as usize,
-        &RasterOptions::default(),
-    )
-    .unwrap()
-    .over([1.0, 1.0, 1.0])
-    .get(0);
+    let ours = render_view(&view);
     let reference = resvg_render(GRADIENTS_SVG);
     let db = psnr(&ours, &reference);
     // The corpora's bar (≥ 35 dB mean); resvg dithers nothing here, so only edge
@@ -222,6 +215,7 @@ fn raster_matches_resvg_on_linear_gradients() {
     eprintln!("gradients: {db:.2} dB against resvg");
     assert!(db >= 35.0, "gradients: {db:.2} dB against resvg");
     // And the document exported after a pack → write-back round trip still renders the same.
+    let params = SceneParams::from_view(&view, 1, Device::Cpu).unwrap();
     let mut unpacked = view.clone();
     params.write_back(0, &mut unpacked).unwrap();
     let mut copy = doc.clone();

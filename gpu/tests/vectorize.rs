@@ -39,6 +39,22 @@ fn encode(img: image::DynamicImage) -> Vec<u8> {
     bytes
 }
 
+/// A twemoji icon rendered by resvg at `size` px, through the PNG decoder users' files take.
+fn twemoji_png(name: &str, size: u32) -> TargetImage {
+    let svg_path =
+        vecdream_core::testing::shared_data_dir().join(format!("svg/twemoji/{name}.svg"));
+    let text = std::fs::read_to_string(&svg_path).unwrap();
+    let png = vecdream_core::render_svg_str(&text, size, size, &svg_path).unwrap();
+    let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();
+    decode_image(
+        &encode(image::DynamicImage::ImageRgba8(rgba)),
+        &svg_path,
+        size as usize,
+    )
+    .unwrap()
+    .image
+}
+
 /// PSNR (dB, over white) of a document rendered by resvg against the target.
 fn resvg_psnr(doc: &Document, t: &TargetImage) -> f64 {
     let svg = vecdream_core::to_svg_string(doc, &compact_svg_options());
@@ -270,17 +286,7 @@ fn styles_use_their_primitives() {
 /// rectangle, a solid handle).
 #[test]
 fn edge_touching_icon_keeps_transparency_and_its_holes() {
-    let svg_path = vecdream_core::testing::shared_data_dir().join("svg/twemoji/1f4bc.svg");
-    let text = std::fs::read_to_string(&svg_path).unwrap();
-    let png = vecdream_core::render_svg_str(&text, 128, 128, &svg_path).unwrap();
-    let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();
-    let img = decode_image(
-        &encode(image::DynamicImage::ImageRgba8(rgba)),
-        &svg_path,
-        128,
-    )
-    .unwrap()
-    .image;
+    let img = twemoji_png("1f4bc", 128);
     let out = run(&img, &cfg(120, 20));
     let doc = &out.document;
     // The handle's opening is transparent in the result.
@@ -342,17 +348,7 @@ fn shaded_photos_get_gradient_fills_and_flat_icons_do_not() {
         shaded.psnr_db
     );
 
-    let svg_path = vecdream_core::testing::shared_data_dir().join("svg/twemoji/1f499.svg");
-    let text = std::fs::read_to_string(&svg_path).unwrap();
-    let png = vecdream_core::render_svg_str(&text, 64, 64, &svg_path).unwrap();
-    let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();
-    let icon = decode_image(
-        &encode(image::DynamicImage::ImageRgba8(rgba)),
-        &svg_path,
-        64,
-    )
-    .unwrap()
-    .image;
+    let icon = twemoji_png("1f499", 64);
     let out = run(&icon, &cfg(64, 30));
     assert_eq!(
         gradient_fills(&out.document),
