@@ -100,7 +100,7 @@ fn main() -> anyhow::Result<()> {
     let set = args.get(1).map_or("images", String::as_str);
     // 60 steps against vtracer; 150 against DiffVG's 200-iteration fits.
     let steps: Option<usize> = args.get(2).and_then(|s| s.parse().ok());
-    let shared = vecdream_core::testing::shared_data_dir();
+    let shared = vecdream_core::testing::test_data_dir();
     match set {
         "images" => {
             let mut targets = Vec::new();

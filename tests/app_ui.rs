@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
 
 fn shared_svg(name: &str) -> PathBuf {
-    vecdream::core::testing::shared_data_dir()
+    vecdream::core::testing::test_data_dir()
         .join("svg")
         .join(name)
 }

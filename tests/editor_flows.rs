@@ -116,7 +116,7 @@ fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
 
 #[test]
 fn edits_undo_and_redo_with_the_keyboard() {
-    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let svg = vecdream::core::testing::test_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);
     open_through_menu(&mut h);
     let name = "path 3";
@@ -144,7 +144,7 @@ fn edits_undo_and_redo_with_the_keyboard() {
 
 #[test]
 fn dropped_files_open_svgs_and_add_references() {
-    let shared = vecdream::core::testing::shared_data_dir();
+    let shared = vecdream::core::testing::test_data_dir();
     let mut h = harness(vec![]);
     h.run();
     h.input_mut()
@@ -179,7 +179,7 @@ fn dropped_files_open_svgs_and_add_references() {
 
 #[test]
 fn export_svg_through_the_dialog_and_reimport() {
-    let shared = vecdream::core::testing::shared_data_dir();
+    let shared = vecdream::core::testing::test_data_dir();
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("editor_export.svg");
     let _ = std::fs::remove_file(&out);
     let mut h = harness(vec![shared.join("svg/twemoji/1f404.svg"), out.clone()]);
@@ -196,7 +196,7 @@ fn export_svg_through_the_dialog_and_reimport() {
 
 #[test]
 fn select_in_the_tree_then_delete_and_undo() {
-    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let svg = vecdream::core::testing::test_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);
     open_through_menu(&mut h);
     let before = h.state().document().unwrap().shape_count();
@@ -213,7 +213,7 @@ fn select_in_the_tree_then_delete_and_undo() {
 
 #[test]
 fn dropped_image_vectorises_in_the_background_into_a_layered_document() {
-    let shared = vecdream::core::testing::shared_data_dir();
+    let shared = vecdream::core::testing::test_data_dir();
     let mut h = harness(vec![]);
     h.run();
     h.input_mut()
@@ -261,7 +261,7 @@ fn pointer_drag(h: &mut Harness<'_, VecdreamApp>, from: egui::Pos2, to: egui::Po
 
 #[test]
 fn dragging_a_tree_row_onto_a_sibling_reorders_and_undoes() {
-    let svg = vecdream::core::testing::shared_data_dir().join("svg/twemoji/1f404.svg");
+    let svg = vecdream::core::testing::test_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);
     open_through_menu(&mut h);
     let before = paint_order(h.state());

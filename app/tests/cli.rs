@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
 
 fn shared(rel: &str) -> PathBuf {
-    vecdream_core::testing::shared_data_dir().join(rel)
+    vecdream_core::testing::test_data_dir().join(rel)
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -48,6 +48,7 @@ pub use shape::{FillRule, LineCap, LineJoin, PrimitiveKind, Shape, Stroke, Subpa
 pub mod atomic;
 pub mod error;
 pub mod geometry;
+pub mod mesh;
 pub mod metrics;
 pub mod png;
 pub mod svg_export;
@@ -63,15 +64,13 @@ pub use svg_import::{Import, import_svg};
 pub mod testing {
     use std::path::PathBuf;
 
-    /// Folder of the shared test data: `$VECDREAM_SHARED` if set, else
-    /// `<workspace root>/../shared/data`.
-    pub fn shared_data_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("VECDREAM_SHARED") {
-            return PathBuf::from(dir);
-        }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+    /// The repository's own test data (`tests/data`: real SVGs and photos with their licences,
+    /// see `tests/data/README.md`). Only tests, examples and benchmarks built from the source tree
+    /// use it; no binary reads it.
+    pub fn test_data_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
     }
 }
 
 #[doc(hidden)]
-pub use testing::shared_data_dir;
+pub use testing::test_data_dir;

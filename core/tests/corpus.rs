@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use vecdream_core::metrics::{composite_rgb, psnr};
 use vecdream_core::{
-    Document, ObjectChild, Paint, Shape, SvgOptions, import_svg, render_svg_str, shared_data_dir,
+    Document, ObjectChild, Paint, Shape, SvgOptions, import_svg, render_svg_str, test_data_dir,
 };
 
 /// Render size of the comparison.
@@ -16,9 +16,9 @@ const MIN_PSNR_DB: f64 = 40.0;
 const TOL: f64 = 1e-4;
 
 fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = shared_data_dir().join("svg").join(name);
+    let dir = test_data_dir().join("svg").join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (set VECDREAM_SHARED)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "svg"))
         .collect();

@@ -10,7 +10,7 @@ use vecdream_gpu::distill::{
 use vecdream_gpu::tch::Device;
 
 fn shared_data() -> PathBuf {
-    vecdream_core::testing::shared_data_dir()
+    vecdream_core::testing::test_data_dir()
 }
 
 /// Four visually distinct emoji: blue heart, yellow square, crescent moon, tennis ball.

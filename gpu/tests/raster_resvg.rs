@@ -10,7 +10,7 @@ use vecdream_gpu::raster::{RasterOptions, Scene, SceneParams, rasterize};
 const SIZE: u32 = 256;
 
 fn shared_data() -> PathBuf {
-    vecdream_core::testing::shared_data_dir()
+    vecdream_core::testing::test_data_dir()
 }
 
 /// resvg's render over white, as `[3, H, W]` floats.

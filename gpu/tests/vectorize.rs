@@ -12,7 +12,7 @@ use vecdream_gpu::vectorize::{
 };
 
 fn shared(name: &str) -> std::path::PathBuf {
-    vecdream_core::testing::shared_data_dir()
+    vecdream_core::testing::test_data_dir()
         .join("images")
         .join(name)
 }
@@ -42,7 +42,7 @@ fn encode(img: image::DynamicImage) -> Vec<u8> {
 /// A twemoji icon rendered by resvg at `size` px, through the PNG decoder users' files take.
 fn twemoji_png(name: &str, size: u32) -> TargetImage {
     let svg_path =
-        vecdream_core::testing::shared_data_dir().join(format!("svg/twemoji/{name}.svg"));
+        vecdream_core::testing::test_data_dir().join(format!("svg/twemoji/{name}.svg"));
     let text = std::fs::read_to_string(&svg_path).unwrap();
     let png = vecdream_core::render_svg_str(&text, size, size, &svg_path).unwrap();
     let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();

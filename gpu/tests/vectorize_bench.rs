@@ -19,7 +19,7 @@ fn vectorize_bench_shared_images() {
         steps: env("VECDREAM_VEC_STEPS", 60),
         ..VectorizeConfig::default()
     };
-    let dir = vecdream_core::testing::shared_data_dir().join("images");
+    let dir = vecdream_core::testing::test_data_dir().join("images");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

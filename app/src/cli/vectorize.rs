@@ -144,7 +144,7 @@ pub fn run(args: &VectorizeArgs) -> anyhow::Result<()> {
 /// Arguments of `vecdream bench vectorize`.
 #[derive(Debug, clap::Args)]
 pub struct BenchVectorizeArgs {
-    /// Images to vectorise (default: every file in the shared images folder).
+    /// Images to vectorise (default: every file in `tests/data/images` under the current folder).
     pub images: Vec<PathBuf>,
     /// Segment budget per image.
     #[arg(long, default_value_t = 1024)]
@@ -170,9 +170,16 @@ pub struct BenchVectorizeArgs {
 pub fn bench(args: &BenchVectorizeArgs) -> anyhow::Result<()> {
     let mut images = args.images.clone();
     if images.is_empty() {
-        let dir = vecdream_core::testing::shared_data_dir().join("images");
+        // No path is baked into the binary: without arguments it reads the repository's
+        // photos relative to the current folder (run it from the checkout).
+        let dir = PathBuf::from("tests/data/images");
         images = std::fs::read_dir(&dir)
-            .with_context(|| format!("listing {}", dir.display()))?
+            .with_context(|| {
+                format!(
+                    "listing {} (give image files, or run from the vecdream checkout)",
+                    dir.display()
+                )
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         images.sort();
