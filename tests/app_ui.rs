@@ -128,13 +128,14 @@ fn snapshot_of_the_demo_run_paused_at_a_fixed_step() {
     }
     // The frames of a step arrive after its progress report.
     wait_until(&mut harness, "the steps and their frames", |a| {
-        a.run_status().step == STEPS && a.frames_received() == STEPS * particles
+        a.run_status().step == STEPS && a.frames_received() == (STEPS + 1) * particles
     });
     assert!(harness.state().run_status().paused);
     assert_eq!(harness.state().frame_ids().len(), particles);
     harness.remove_cursor();
     harness.run();
-    harness.get_by_label(&format!("step {STEPS}/2000"));
+    let total = harness.state().prompt_settings().steps;
+    harness.get_by_label(&format!("step {STEPS}/{total}"));
     harness.get_by_label("reference-vpsd · paused");
     // The loss's last digits depend on libtorch's CPU kernels and thread count: hide that line.
     let loss = harness

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
-use vecdream::core::NodeId;
+use vecdream::core::{NodeId, ObjectChild};
 use vecdream::ui::GuidanceMethod;
 
 /// A file dropped on the window.
@@ -27,31 +27,15 @@ impl egui::DroppedFile for Dropped {
     }
 }
 
-/// A shape's id and its optimised numbers: control points and fill (as text, exact to the bit).
-fn shape_state(app: &VecdreamApp, name: &str) -> (NodeId, (Vec<(f64, f64)>, String)) {
-    shape_state_in(app.document().expect("a document"), name)
-}
-
-/// [`shape_state`] of a shape in `doc`.
-fn shape_state_in(
-    doc: &vecdream::core::Document,
-    name: &str,
-) -> (NodeId, (Vec<(f64, f64)>, String)) {
-    let entry = doc
-        .shape_entries()
-        .into_iter()
-        .find(|e| e.shape.meta.name == name)
-        .unwrap_or_else(|| panic!("no shape named {name}"));
-    let pts = entry
-        .shape
+/// Control points and fill of shape `id` in `doc` (as text, exact to the bit).
+fn shape_state(doc: &vecdream::core::Document, id: NodeId) -> (Vec<(f64, f64)>, String) {
+    let shape = doc.shape(id).unwrap_or_else(|| panic!("no shape {id}"));
+    let pts = shape
         .subpaths
         .iter()
         .flat_map(|s| s.points.iter().map(|p| (p.x, p.y)))
         .collect();
-    (
-        entry.shape.meta.id,
-        (pts, format!("{:?}", entry.shape.fill)),
-    )
+    (pts, format!("{:?}", shape.fill))
 }
 
 #[test]
@@ -70,28 +54,42 @@ fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
     });
     h.get_by_label("Pause").click();
     wait_until(&mut h, "the pause", |a| a.run_status().paused);
-    let paused_at = h.state().run_status().step;
-    // The working document is the live particle, not the run's starting point.
-    let start = vecdream::gpu::distill::demo_document(16, 64.0);
-    assert_ne!(
-        shape_state(h.state(), "cell 15,15").1,
-        shape_state_in(&start, "cell 15,15").1,
-        "the tree shows the shapes as they were at step 0, not at step {paused_at}"
+    let doc = h.state().document().expect("the live particle").clone();
+    // The working document is a vectorised sample, grouped: objects hold components.
+    let front = doc.objects.last().expect("an object");
+    let component = front
+        .children
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            ObjectChild::Component(c) => Some(c.clone()),
+            ObjectChild::Shape(_) => None,
+        })
+        .expect("the front object has a component");
+    let locked_ids: Vec<NodeId> = component.shapes.iter().map(|s| s.meta.id).collect();
+    let free_ids: Vec<NodeId> = doc
+        .shape_entries()
+        .iter()
+        .map(|e| e.shape.meta.id)
+        .filter(|id| !locked_ids.contains(id))
+        .collect();
+    assert!(
+        !free_ids.is_empty(),
+        "the sample has shapes outside that component"
     );
 
-    // Lock one cell in the tree; it is sent to the worker before the next step.
-    h.get_by_label("Lock cell 15,15").click();
+    // Lock the front-most component in the tree (its row is the first with that label); the lock
+    // reaches the worker before the next step.
+    h.get_all_by_label(&format!("Lock {}", component.meta.name))
+        .next()
+        .expect("a lock toggle")
+        .click();
     h.run();
-    let (locked_id, locked_before) = shape_state(h.state(), "cell 15,15");
-    assert!(
-        h.state()
-            .document()
-            .unwrap()
-            .meta(locked_id)
-            .unwrap()
-            .locked
-    );
-    let (_, free_before) = shape_state(h.state(), "cell 8,8");
+    let doc = h.state().document().unwrap().clone();
+    assert!(doc.meta(component.meta.id).unwrap().locked);
+    let locked_before: Vec<_> = locked_ids.iter().map(|&id| shape_state(&doc, id)).collect();
+    let free_before: Vec<_> = free_ids.iter().map(|&id| shape_state(&doc, id)).collect();
+    let paused_at = h.state().run_status().step;
 
     for _ in 0..3 {
         h.get_by_label("Step").click();
@@ -102,13 +100,14 @@ fn run_pause_lock_step_stop_keeps_locked_shapes_still() {
     });
     h.get_by_label("Stop").click();
     wait_until(&mut h, "the stop", |a| !a.run_status().active);
-    let (_, locked_after) = shape_state(h.state(), "cell 15,15");
-    let (_, free_after) = shape_state(h.state(), "cell 8,8");
-    assert_eq!(locked_before, locked_after, "the locked shape moved");
+    let doc = h.state().document().unwrap().clone();
+    let locked_after: Vec<_> = locked_ids.iter().map(|&id| shape_state(&doc, id)).collect();
+    let free_after: Vec<_> = free_ids.iter().map(|&id| shape_state(&doc, id)).collect();
+    assert_eq!(locked_before, locked_after, "a locked shape moved");
     assert_ne!(
         free_before,
         free_after,
-        "an unlocked shape should have moved; status: {:?}",
+        "unlocked shapes should have moved; status: {:?}",
         h.state().status_message()
     );
     assert!(h.state().median_frame_ms().is_some());

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vecdream_core::{Command, Document, Editor};
-use vecdream_gpu::distill::{
-    self, DistillConfig, Event, GuidanceSpec, ReferenceMode, SdGuidanceConfig, SdMethod,
-    StartRequest, Worker,
-};
+use vecdream_gpu::distill::{self, Event, Worker};
 use vecdream_ui::{
     GuidanceMethod, LossPlot, ModelFolderStatus, PromptPanel, RunAction, RunPanel, RunStatus,
     Selection, StatusInfo, TreePanel, Viewport,
@@ -32,6 +29,10 @@ pub enum AppCommand {
     UseAsReference(PathBuf),
     /// Vectorise this image into a new document.
     Vectorize(PathBuf),
+    /// Edit → Recolour to palette (the style panel's palette).
+    RecolorPalette,
+    /// Edit → Recolour from image…
+    RecolorImage,
 }
 
 /// How the app is built: where its dialogs come from and what the status bar says about the runtime.
@@ -93,6 +94,7 @@ pub struct VecdreamApp {
     frames_received: usize,
     events_received: usize,
     vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
+    recoloring: Option<crate::recolor_job::RecolorJob>,
     /// Vectorising gives shaded regions linear-gradient fills (off: flat colours only).
     vectorize_gradients: bool,
 }
@@ -116,6 +118,7 @@ impl VecdreamApp {
         let mut app = Self {
             prompt: PromptPanel {
                 settings: settings.prompt.clone(),
+                guided_by: String::new(),
             },
             settings,
             dialogs: options.dialogs,
@@ -148,6 +151,7 @@ impl VecdreamApp {
             frames_received: 0,
             events_received: 0,
             vectorizing: None,
+            recoloring: None,
             vectorize_gradients: true,
         };
         app.validate_model_folder();
@@ -301,29 +305,16 @@ impl VecdreamApp {
     pub fn start_run(&mut self, ctx: &egui::Context) {
         let s = self.prompt.settings.clone();
         let device = vecdream_gpu::device::best_device();
-        let request = if s.method == GuidanceMethod::Reference {
+        let model_ok = matches!(&self.model.verdict, Some(Ok(_)));
+        let built = if s.method == GuidanceMethod::Reference {
             let images: Vec<_> = if self.references.is_empty() {
-                crate::demo::demo_images(64)
+                crate::demo::demo_images(256)
             } else {
                 self.references.iter().map(|(_, img)| img.clone()).collect()
             };
-            let mut request = distill::demo_start_request(images, device);
-            if let Some(doc) = self.document() {
-                request.document = doc.clone();
-            }
-            request.config.particles = s.particles.max(1) as usize;
-            request.config.steps = s.steps.max(1) as usize;
-            request.config.seed = s.seed;
-            if let GuidanceSpec::Reference { config, .. } = &mut request.guidance {
-                config.mode = if s.particles > 1 {
-                    ReferenceMode::Vpsd
-                } else {
-                    ReferenceMode::Sds
-                };
-            }
-            request
+            crate::generation::reference_request(&s, images, self.document(), device)
         } else {
-            let Some(Ok(_)) = &self.model.verdict else {
+            let (true, Some(model_dir)) = (model_ok, self.settings.effective_model_folder()) else {
                 let why = match &self.model.verdict {
                     Some(Err(why)) => why.clone(),
                     _ => "no model folder is set".into(),
@@ -335,39 +326,14 @@ impl VecdreamApp {
                 ));
                 return;
             };
-            let Some(model_dir) = self.settings.effective_model_folder() else {
+            crate::generation::sd_request(&s, model_dir, self.document(), device)
+        };
+        let request = match built {
+            Ok(r) => r,
+            Err(e) => {
+                self.status.message = Some(format!("Cannot start: {e}"));
                 return;
-            };
-            let method = match s.method {
-                GuidanceMethod::Sds => SdMethod::Sds,
-                GuidanceMethod::Esd => SdMethod::Esd,
-                GuidanceMethod::Csd => SdMethod::Csd,
-                _ => SdMethod::Vpsd,
-            };
-            let sd = SdGuidanceConfig {
-                model_dir,
-                method,
-                prompt: s.prompt.clone(),
-                negative_prompt: s.negative_prompt.clone(),
-                cfg: s.cfg as f64,
-                ..SdGuidanceConfig::default()
-            };
-            let config = DistillConfig {
-                steps: s.steps.max(1) as usize,
-                particles: s.particles.max(1) as usize,
-                seed: s.seed,
-                ..DistillConfig::default()
-            };
-            let document = match self.document() {
-                Some(doc) => doc.clone(),
-                None => distill::demo_document(16, config.render_size as f64),
-            };
-            StartRequest::new(
-                document,
-                config,
-                GuidanceSpec::StableDiffusion(Box::new(sd)),
-                device,
-            )
+            }
         };
         // The particles' documents come back after every step, so the tree, the properties and edits
         // made while paused (a lock keeps the shape where it is now) work on the live state.
@@ -428,6 +394,9 @@ impl VecdreamApp {
 
     fn on_event(&mut self, ctx: &egui::Context, event: Event) {
         match event {
+            Event::Preparing { done, total } => {
+                self.run.guidance = format!("vectorising samples {done}/{total}…");
+            }
             Event::Started {
                 guidance,
                 particles,
@@ -450,7 +419,12 @@ impl VecdreamApp {
                 );
                 self.viewport.set_particle_frame(ctx, frame.particle, image);
             }
-            Event::Losses { step, loss, .. } => self.loss.push(step, loss),
+            Event::Losses { step, loss, terms } => {
+                self.loss.push(step, loss);
+                if let Some((_, n)) = terms.iter().find(|(k, _)| k == "shapes") {
+                    self.loss.push_shapes(step, *n);
+                }
+            }
             Event::Progress {
                 step,
                 total,
@@ -469,6 +443,7 @@ impl VecdreamApp {
             Event::Paused { step } => {
                 self.run.paused = true;
                 self.run.step = step;
+                self.show_crisp_document(ctx);
             }
             Event::Resumed { step } => {
                 self.run.paused = false;
@@ -478,12 +453,14 @@ impl VecdreamApp {
                 self.run.paused = true;
                 self.run.step = step;
                 self.take_particles(documents);
+                self.show_crisp_document(ctx);
                 self.status.message = Some(format!("Finished after {step} steps"));
             }
             Event::Stopped { step, documents } => {
                 self.run.active = false;
                 self.run.step = step;
                 self.take_particles(documents);
+                self.show_crisp_document(ctx);
                 self.status.message = Some(format!("Stopped after {step} steps"));
             }
             Event::CheckpointSaved { path } => {
@@ -542,6 +519,13 @@ impl VecdreamApp {
                 if ui.button("Redo").clicked() {
                     self.pending_edit = Some(true);
                 }
+                ui.separator();
+                if ui.button("Recolour to palette").clicked() {
+                    self.pending.push(AppCommand::RecolorPalette);
+                }
+                if ui.button("Recolour from image…").clicked() {
+                    self.pending.push(AppCommand::RecolorImage);
+                }
             });
         });
     }
@@ -562,6 +546,63 @@ impl VecdreamApp {
             AppCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             AppCommand::UseAsReference(path) => self.add_reference(&path),
             AppCommand::Vectorize(path) => self.vectorize(ctx, &path),
+            AppCommand::RecolorPalette | AppCommand::RecolorImage => {
+                self.start_recolor(command == AppCommand::RecolorImage)
+            }
+        }
+    }
+
+    /// Recolours the document (or the selected shapes) to the style panel's palette, or toward an
+    /// image chosen in a dialog; the result is one undoable edit.
+    pub fn start_recolor(&mut self, from_image: bool) {
+        use crate::recolor_job::{RecolorJob, RecolorSource};
+        let Some(doc) = self.document().cloned() else {
+            self.status.message =
+                Some("Nothing to recolour: open or create a document first".into());
+            return;
+        };
+        let palette = match self.prompt.settings.style.options() {
+            Ok(o) => o.palette,
+            Err(e) => {
+                self.status.message = Some(format!("Palette: {e}"));
+                return;
+            }
+        };
+        let source = if from_image {
+            let Some(path) = self.dialogs.pick(DialogKind::OpenImage) else {
+                return;
+            };
+            RecolorSource::Image(path, palette)
+        } else {
+            let Some(p) = palette else {
+                self.status.message =
+                    Some("Recolour to palette: type a palette in the style panel first".into());
+                return;
+            };
+            RecolorSource::Palette(p)
+        };
+        let only = (!self.selection.is_empty()).then(|| self.selection.ids());
+        self.status.message = Some("Recolouring…".into());
+        self.recoloring = Some(RecolorJob::start(doc, source, only));
+    }
+
+    /// Whether a recolouring is running.
+    pub fn is_recoloring(&self) -> bool {
+        self.recoloring.is_some()
+    }
+
+    fn poll_recolor(&mut self, ctx: &egui::Context) {
+        let Some(result) = self.recoloring.as_ref().and_then(|j| j.poll()) else {
+            return;
+        };
+        self.recoloring = None;
+        match result {
+            Ok(doc) => {
+                let view = doc.param_view();
+                self.apply_commands(ctx, vec![Command::ReplaceFromOptimiser { view }]);
+                self.status.message = Some("Recoloured (Ctrl+Z undoes it)".into());
+            }
+            Err(e) => self.status.message = Some(format!("Error: recolouring: {e}")),
         }
     }
 
@@ -648,6 +689,14 @@ impl VecdreamApp {
                 self.document_path = Some(path.to_path_buf());
             }
             Err(e) => self.status.message = Some(format!("Error: {e}")),
+        }
+    }
+
+    /// While a run stands still, the viewport shows the working document drawn as vectors at
+    /// the viewport's resolution (a running run streams the worker's renders instead).
+    fn show_crisp_document(&mut self, ctx: &egui::Context) {
+        if let Some(doc) = self.document().cloned() {
+            self.show_document_frame(ctx, &doc);
         }
     }
 
@@ -795,6 +844,7 @@ impl eframe::App for VecdreamApp {
         let ctx = ui.ctx().clone();
         self.poll_worker(&ctx);
         self.poll_vectorize(&ctx);
+        self.poll_recolor(&ctx);
         self.handle_drops(&ctx);
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
@@ -805,6 +855,11 @@ impl eframe::App for VecdreamApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
                     .show(ui, |ui| {
+                        self.prompt.guided_by = crate::generation::guided_by(
+                            &self.prompt.settings,
+                            self.references.len(),
+                            matches!(&self.model.verdict, Some(Ok(_))),
+                        );
                         self.prompt.ui(ui);
                         let action = self.run_panel.ui(ui, &self.run, &self.model);
                         ui.separator();

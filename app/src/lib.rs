@@ -7,8 +7,10 @@ pub mod autosave;
 pub mod cli;
 pub mod demo;
 pub mod dialogs;
+pub mod generation;
 pub mod io;
 pub mod model_folder;
+pub mod recolor_job;
 pub mod settings;
 
 pub use app::VecdreamApp;

@@ -227,7 +227,9 @@ fn generate_from_reference_images_writes_particles_and_resumes() {
             steps.into(),
             "--size".into(),
             "32".into(),
-            "--cells".into(),
+            "--paths".into(),
+            "12".into(),
+            "--checkpoint-every".into(),
             "4".into(),
             "--seed".into(),
             "3".into(),
@@ -240,18 +242,48 @@ fn generate_from_reference_images_writes_particles_and_resumes() {
     for f in ["loss.csv", "checkpoint.safetensors", "checkpoint.json"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
-    let svgs: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
-        .collect();
-    assert_eq!(svgs.len(), 2, "one SVG per particle");
+    for i in 0..2 {
+        let svg = out.join(format!("particle_{i}.svg"));
+        let png = out.join(format!("particle_{i}.png"));
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.contains("inkscape:label"), "particle {i}: no groups");
+        let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+        assert_eq!(
+            (img.width(), img.height()),
+            (32, 32),
+            "particle {i} PNG size"
+        );
+        let rgba = img.to_rgba8();
+        assert!(
+            rgba.pixels()
+                .any(|p| p.0[0] < 200 || p.0[1] < 200 || p.0[2] < 200),
+            "particle {i} PNG is blank"
+        );
+    }
     let rows = std::fs::read_to_string(out.join("loss.csv")).unwrap();
-    assert!(rows.lines().count() >= 6, "{rows}");
-    // Resume to 10 steps: the loss log continues.
+    assert_eq!(rows.lines().next(), Some("step,loss,skipped,shapes"));
+    let steps: Vec<usize> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=6).collect::<Vec<_>>(), "{rows}");
+    // Resume to 10 steps: it says where it resumes and continues from the checkpoint's step.
     let mut b: Vec<String> = args("10");
     b.push("--resume".into());
-    ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    let res = run(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("resuming from step 6"), "{err}");
     let rows2 = std::fs::read_to_string(out.join("loss.csv")).unwrap();
-    assert!(rows2.lines().count() > rows.lines().count(), "{rows2}");
+    let steps2: Vec<usize> = rows2
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(steps2, (1..=10).collect::<Vec<_>>(), "{rows2}");
 }

@@ -244,7 +244,7 @@ fn window_opens_under_xvfb_and_is_not_blank() {
 struct Layout {
     pause: Rect,
     resume: Rect,
-    /// The 🔒 toggle of the front-most shape in the tree.
+    /// The 🔒 toggle of the front-most component in the tree.
     lock: Rect,
     /// The run buttons' row.
     buttons: Rect,
@@ -270,13 +270,41 @@ fn layout() -> Layout {
                 },
             )
         });
+    // The demo vectorises its samples first: wait for the first particle's document.
+    let start = Instant::now();
+    let component = loop {
+        h.step();
+        let front = h
+            .state()
+            .document()
+            .and_then(|d| d.objects.last())
+            .and_then(|o| {
+                o.children.iter().rev().find_map(|c| match c {
+                    vecdream_core::ObjectChild::Component(c) => Some(c.meta.name.clone()),
+                    vecdream_core::ObjectChild::Shape(_) => None,
+                })
+            });
+        if let Some(name) = front {
+            break name;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the offscreen demo made no document"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
     for _ in 0..3 {
         h.step();
     }
     let rect =
         |h: &egui_kittest::Harness<'_, VecdreamApp>, label: &str| h.get_by_label(label).rect();
     let (restart, pause, stop) = (rect(&h, "Restart"), rect(&h, "Pause"), rect(&h, "Stop"));
-    let lock = rect(&h, "Lock cell 15,15");
+    // The front-most component of the front-most object: the first row with its label.
+    let lock = h
+        .get_all_by_label(&format!("Lock {component}"))
+        .next()
+        .expect("a lock toggle")
+        .rect();
     let progress = h
         .get_by_role(egui::accesskit::Role::ProgressIndicator)
         .rect();

@@ -82,6 +82,25 @@ impl Document {
         self.next_id = self.next_id.max(id.0 + 1);
     }
 
+    /// Adds `offset` to every node id (and to the next id to allocate), so documents made
+    /// independently (one per particle) have disjoint ids.
+    pub fn offset_ids(&mut self, offset: u64) {
+        let shift = |m: &mut NodeMeta| m.id = NodeId(m.id.0 + offset);
+        for o in &mut self.objects {
+            shift(&mut o.meta);
+            for c in &mut o.children {
+                match c {
+                    ObjectChild::Component(comp) => {
+                        shift(&mut comp.meta);
+                        comp.shapes.iter_mut().for_each(|s| shift(&mut s.meta));
+                    }
+                    ObjectChild::Shape(s) => shift(&mut s.meta),
+                }
+            }
+        }
+        self.next_id += offset;
+    }
+
     /// Where the node `id` is, if it exists.
     pub fn locate(&self, id: NodeId) -> Option<NodePath> {
         for (o, object) in self.objects.iter().enumerate() {

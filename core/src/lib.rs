@@ -34,6 +34,7 @@ pub mod object;
 pub mod paint;
 pub mod params;
 pub mod shape;
+pub mod style;
 
 pub use color::Rgba;
 pub use command::{Command, EditError, Outcome};
@@ -45,6 +46,7 @@ pub use object::{Object, ObjectChild};
 pub use paint::{GradientStop, LinearFill, LinearGradient, Paint, RadialGradient, SpreadMethod};
 pub use params::{ParamError, ParamView, ShapeSlot, SubpathSlot};
 pub use shape::{FillRule, LineCap, LineJoin, PrimitiveKind, Shape, Stroke, Subpath};
+pub use style::{ContentType, GenerationOptions, Palette, Style, StylePreset};
 pub mod atomic;
 pub mod error;
 pub mod geometry;

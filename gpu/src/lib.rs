@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod distill;
+pub mod generate;
 pub mod gpu_memory;
 pub mod raster;
 pub mod rng;

@@ -7,7 +7,7 @@ use vecdream_core::{Document, ObjectChild};
 use vecdream_gpu::distill::{
     Command, DistillConfig, DistillError, Distiller, Event, Guidance, GuidanceOutput, GuidanceSpec,
     ReferenceConfig, ReferenceGuidance, ReferenceMode, ReferenceTeacher, StartRequest, StepCtx,
-    Worker, apply_grad_loss, demo_document,
+    Worker, apply_grad_loss, grid_document,
 };
 use vecdream_gpu::tch::{Device, Kind, Tensor};
 
@@ -61,11 +61,11 @@ fn lock_shapes(doc: &mut Document, which: &[usize]) {
 
 #[test]
 fn locked_shapes_are_bit_identical_after_50_steps() {
-    let mut doc = demo_document(4, 16.0);
+    let mut doc = grid_document(4, 16.0);
     lock_shapes(&mut doc, &[0, 5, 15]);
     let view = doc.param_view();
     let mut d = Distiller::new(
-        &view,
+        &doc,
         small_config(50),
         reference(ReferenceMode::Vpsd),
         Device::Cpu,
@@ -116,10 +116,9 @@ fn locked_shapes_are_bit_identical_after_50_steps() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let doc = demo_document(3, 16.0);
-    let view = doc.param_view();
+    let doc = grid_document(3, 16.0);
     let mut straight = Distiller::new(
-        &view,
+        &doc,
         small_config(8),
         reference(ReferenceMode::Vpsd),
         Device::Cpu,
@@ -129,7 +128,7 @@ fn resumed_run_equals_uninterrupted_run() {
         straight.step().unwrap();
     }
     let mut first = Distiller::new(
-        &view,
+        &doc,
         small_config(8),
         reference(ReferenceMode::Vpsd),
         Device::Cpu,
@@ -188,12 +187,12 @@ impl Guidance for Flaky {
 
 #[test]
 fn non_finite_step_is_skipped_and_nothing_non_finite_is_written() {
-    let doc = demo_document(2, 16.0);
+    let doc = grid_document(2, 16.0);
     let g = Box::new(Flaky {
         nan_steps: vec![1],
         panic_at: None,
     });
-    let mut d = Distiller::new(&doc.param_view(), small_config(3), g, Device::Cpu).unwrap();
+    let mut d = Distiller::new(&doc, small_config(3), g, Device::Cpu).unwrap();
     assert!(d.step().unwrap().skipped.is_none());
     let before = all_params(&d);
     let r = d.step().unwrap();
@@ -222,7 +221,7 @@ fn wait_for(worker: &Worker, what: &str, mut pred: impl FnMut(&Event) -> bool) -
 }
 
 fn request(steps: usize) -> StartRequest {
-    let doc = demo_document(3, 16.0);
+    let doc = grid_document(3, 16.0);
     let guidance = GuidanceSpec::Custom(Box::new(|_dev| Ok(reference(ReferenceMode::Vpsd))));
     StartRequest::new(doc, small_config(steps), guidance, Device::Cpu)
 }
@@ -281,7 +280,7 @@ fn worker_start_frames_pause_step_three_stop() {
 #[test]
 fn worker_panic_becomes_an_error_event_and_the_worker_lives() {
     let worker = Worker::spawn();
-    let doc = demo_document(2, 16.0);
+    let doc = grid_document(2, 16.0);
     let guidance = GuidanceSpec::Custom(Box::new(|_dev| {
         Ok(Box::new(Flaky {
             nan_steps: Vec::new(),
@@ -340,7 +339,7 @@ fn gradient_fills_render_and_keep_their_axis_through_distillation() {
     let view = doc.param_view();
     let before = view.fill_gradient[0].expect("a gradient slot");
     let mut d = Distiller::new(
-        &view,
+        &doc,
         small_config(5),
         reference(ReferenceMode::Sds),
         Device::Cpu,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use vecdream_gpu::distill::{
     DistillConfig, Distiller, ReferenceConfig, ReferenceGuidance, ReferenceMode, ReferenceTeacher,
-    demo_document,
+    grid_document,
 };
 use vecdream_gpu::tch::Device;
 
@@ -37,7 +37,7 @@ struct Outcome {
 
 fn run(mode: ReferenceMode, steps: usize, seed: u64) -> Outcome {
     let teacher = ReferenceTeacher::from_rgba8(&targets(64), 64, Device::Cpu).unwrap();
-    let doc = demo_document(16, 64.0);
+    let doc = grid_document(16, 64.0);
     let guidance = ReferenceGuidance::new(
         ReferenceTeacher::from_rgba8(&targets(64), 64, Device::Cpu).unwrap(),
         ReferenceConfig {
@@ -56,7 +56,7 @@ fn run(mode: ReferenceMode, steps: usize, seed: u64) -> Outcome {
     // 3× SVGDreamer's rates: a 64-unit canvas and a few hundred steps instead of 600 px and 2000.
     config.lr.points = 3.0;
     config.lr.color = 0.02;
-    let mut d = Distiller::new(&doc.param_view(), config, Box::new(guidance), Device::Cpu).unwrap();
+    let mut d = Distiller::new(&doc, config, Box::new(guidance), Device::Cpu).unwrap();
     let t0 = std::time::Instant::now();
     for _ in 0..steps {
         let r = d.step().unwrap();

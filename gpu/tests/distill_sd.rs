@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use vecdream_gpu::distill::{
-    DistillConfig, Distiller, SdGuidance, SdGuidanceConfig, SdMethod, TimeRange, demo_document,
+    DistillConfig, Distiller, SdGuidance, SdGuidanceConfig, SdMethod, TimeRange, grid_document,
 };
 use vecdream_gpu::sd::StableDiffusion;
 use vecdream_gpu::tch::{Device, Kind, Tensor};
@@ -40,14 +40,14 @@ fn guidance_in(method: SdMethod, cfg: f64, kind: Kind) -> SdGuidance {
 
 /// A distiller of `particles` copies of a `cells²` grid at 32 px, guided by `g`.
 fn distiller(cells: usize, particles: usize, steps: usize, g: SdGuidance) -> Distiller {
-    let doc = demo_document(cells, 32.0);
+    let doc = grid_document(cells, 32.0);
     let config = DistillConfig {
         particles,
         steps,
         render_size: 32,
         ..DistillConfig::default()
     };
-    Distiller::new(&doc.param_view(), config, Box::new(g), Device::Cpu).unwrap()
+    Distiller::new(&doc, config, Box::new(g), Device::Cpu).unwrap()
 }
 
 fn golden(name: &str) -> Tensor {

@@ -34,10 +34,14 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 fn check(fixture_name: &str, what: &str, ours: &Tensor, theirs: &Tensor) {
+    check_tol(fixture_name, what, ours, theirs, TOL);
+}
+
+fn check_tol(fixture_name: &str, what: &str, ours: &Tensor, theirs: &Tensor, tol: f64) {
     let d = max_abs_diff(ours, theirs);
     let scale = theirs.abs().max().double_value(&[]);
     eprintln!("{fixture_name} {what}: max|Δ| = {d:.3e} (max |golden| = {scale:.3e})");
-    assert!(d <= TOL, "{fixture_name} {what}: max|Δ| = {d:e} > {TOL:e}");
+    assert!(d <= tol, "{fixture_name} {what}: max|Δ| = {d:e} > {tol:e}");
 }
 
 fn tokens(name: &str) {
@@ -120,7 +124,10 @@ fn parity(name: &str) {
         101.0,
     )
     .expect("sds");
-    check(name, "sds.grad", &grad, &g["sds.grad"]);
+    // The SDS gradient is w(t)·(ε_u + 101·(ε_c − ε_u) − ε): CFG 100 multiplies the UNet's own
+    // float differences (a few 1e-6 on CPUs whose kernels round differently from the machine that
+    // made the goldens) by 101, so its tolerance is 101 × 1e-5.
+    check_tol(name, "sds.grad", &grad, &g["sds.grad"], 101.0 * 1e-5);
 }
 
 #[test]

@@ -41,8 +41,7 @@ fn encode(img: image::DynamicImage) -> Vec<u8> {
 
 /// A twemoji icon rendered by resvg at `size` px, through the PNG decoder users' files take.
 fn twemoji_png(name: &str, size: u32) -> TargetImage {
-    let svg_path =
-        vecdream_core::testing::test_data_dir().join(format!("svg/twemoji/{name}.svg"));
+    let svg_path = vecdream_core::testing::test_data_dir().join(format!("svg/twemoji/{name}.svg"));
     let text = std::fs::read_to_string(&svg_path).unwrap();
     let png = vecdream_core::render_svg_str(&text, size, size, &svg_path).unwrap();
     let rgba = image::RgbaImage::from_raw(png.width, png.height, png.data).unwrap();

@@ -9,6 +9,7 @@ pub mod properties;
 pub mod run_panel;
 pub mod selection;
 pub mod status_bar;
+pub mod style_panel;
 pub mod tree_panel;
 pub mod viewport;
 
@@ -18,5 +19,6 @@ pub use properties::{PropertiesOutput, PropertiesPanel};
 pub use run_panel::{ModelFolderStatus, RunAction, RunPanel, RunStatus};
 pub use selection::Selection;
 pub use status_bar::StatusInfo;
+pub use style_panel::{StartFrom, StyleSettings};
 pub use tree_panel::TreePanel;
 pub use viewport::{Viewport, ViewportOutput};

@@ -5,6 +5,8 @@
 pub struct LossPlot {
     /// `(step, loss)` pairs.
     pub points: Vec<[f64; 2]>,
+    /// `(step, shapes per particle)` pairs.
+    pub shapes: Vec<[f64; 2]>,
 }
 
 impl LossPlot {
@@ -15,9 +17,17 @@ impl LossPlot {
         }
     }
 
+    /// Appends the shape count per particle at `step` (adaptive control changes it).
+    pub fn push_shapes(&mut self, step: usize, shapes: f64) {
+        if shapes.is_finite() {
+            self.shapes.push([step as f64, shapes]);
+        }
+    }
+
     /// Forgets the history (a new run).
     pub fn clear(&mut self) {
         self.points.clear();
+        self.shapes.clear();
     }
 
     /// Draws the plot and the latest value.
@@ -33,5 +43,15 @@ impl LossPlot {
             .show(ui, |plot| {
                 plot.line(egui_plot::Line::new("loss", self.points.clone()));
             });
+        if let Some([_, n]) = self.shapes.last() {
+            ui.label(format!("shapes per particle: {n:.0}"));
+            egui_plot::Plot::new("shape_plot")
+                .height(60.0)
+                .allow_scroll(false)
+                .show_x(false)
+                .show(ui, |plot| {
+                    plot.line(egui_plot::Line::new("shapes", self.shapes.clone()));
+                });
+        }
     }
 }

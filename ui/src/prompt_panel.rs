@@ -52,6 +52,8 @@ pub struct PromptSettings {
     pub cfg: f32,
     /// Random seed.
     pub seed: u64,
+    /// Style, detail, palette, objects, content, start.
+    pub style: crate::style_panel::StyleSettings,
 }
 
 impl Default for PromptSettings {
@@ -60,10 +62,11 @@ impl Default for PromptSettings {
             prompt: String::new(),
             negative_prompt: String::new(),
             method: GuidanceMethod::default(),
-            particles: 6,
-            steps: 2000,
+            particles: 4,
+            steps: 300,
             cfg: 7.5,
             seed: 0,
+            style: crate::style_panel::StyleSettings::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ impl Default for PromptSettings {
 pub struct PromptPanel {
     /// The settings being edited.
     pub settings: PromptSettings,
+    /// What guides the run, set by the app (e.g. "4 bundled emoji, reference teacher").
+    pub guided_by: String,
 }
 
 impl PromptPanel {
@@ -80,6 +85,9 @@ impl PromptPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let s = &mut self.settings;
         ui.heading("Generate");
+        if !self.guided_by.is_empty() {
+            ui.label(egui::RichText::new(format!("Guided by: {}", self.guided_by)).strong());
+        }
         let prompt_label = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut s.prompt)
@@ -131,5 +139,7 @@ impl PromptPanel {
                     .labelled_by(label.id);
                 ui.end_row();
             });
+        ui.separator();
+        crate::style_panel::style_ui(ui, &mut s.style);
     }
 }

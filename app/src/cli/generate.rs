@@ -4,11 +4,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use vecdream_core::Document;
+use vecdream_core::{ContentType, Document, GenerationOptions, Palette, Style};
 use vecdream_gpu::device::best_device;
 use vecdream_gpu::distill::{
-    Annealing, DistillConfig, Distiller, Guidance, ReferenceConfig, ReferenceGuidance,
-    ReferenceMode, ReferenceTeacher, SdGuidance, SdGuidanceConfig, SdMethod, demo_document,
+    Annealing, DistillConfig, Distiller, GuidanceSpec, ReferenceConfig, ReferenceMode, SdGuidance,
+    SdGuidanceConfig, SdMethod,
+};
+use vecdream_gpu::generate::{
+    GenerateSetup, StartsFrom, build_with_starts, distill_config, t_annealing,
 };
 
 use super::progress::bar;
@@ -28,39 +31,93 @@ pub struct GenerateArgs {
     /// Reference images (PNG, JPEG or SVG) for the weight-free teacher, instead of a prompt.
     #[arg(long, num_args = 1..)]
     pub reference: Vec<PathBuf>,
+    /// Drawing style: iconography | sketch | ink | painting | pixel-art | low-poly.
+    #[arg(long, default_value = "iconography")]
+    pub style: String,
+    /// Path budget per particle (the detail level; default: the style's).
+    #[arg(long)]
+    pub paths: Option<usize>,
+    /// Fixed colours, e.g. "#1d3557,#e63946,#f1faee": fills and strokes use only these.
+    #[arg(long)]
+    pub palette: Option<String>,
+    /// Prompt words that become semantic objects, e.g. "cat,hat" (Stable Diffusion).
+    #[arg(long)]
+    pub objects: Option<String>,
+    /// icon (few flat paths, no background) | subject (no background object) | scene.
+    #[arg(long, default_value = "scene")]
+    pub content: String,
+    /// Adaptive primitive control: prune faded shapes and add new ones where the render is
+    /// furthest from the guidance's target, up to the path budget.
+    #[arg(long)]
+    pub adaptive: bool,
+    /// Weight of the object-region loss that keeps objects apart (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub region_weight: f64,
+    /// Learning rate of the control points, in pixels of a 600-px canvas per step (default: the
+    /// style's).
+    #[arg(long)]
+    pub lr_points: Option<f64>,
     /// sds | vpsd | esd | csd (reference images: sds | vpsd).
     #[arg(long, default_value = "vpsd")]
     pub method: String,
     /// Number of particles K.
     #[arg(long, default_value_t = 4)]
     pub particles: usize,
-    /// Optimisation steps.
-    #[arg(long, default_value_t = 500)]
-    pub steps: usize,
-    /// Render size in pixels (512 for Stable Diffusion; 64 is plenty for references).
-    #[arg(long, default_value_t = 512)]
-    pub size: usize,
-    /// Initial SVG (default: a grid of grey squares).
+    /// Optimisation steps (default: the style's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Render and canvas size in pixels (default 512 with --model, 128 with references).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Start every particle from this SVG (its groups stay objects and components) instead of
+    /// its own vectorised sample.
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Grid cells per side of the default initial document.
-    #[arg(long, default_value_t = 16)]
-    pub cells: usize,
+    /// DDIM steps of each particle's Stable Diffusion sample.
+    #[arg(long, default_value_t = 25)]
+    pub sample_steps: i64,
     /// Classifier-free guidance scale (default: 100 for SDS, 7.5 otherwise).
     #[arg(long)]
     pub cfg: Option<f64>,
-    /// Timestep schedule: none | max_0.5_N | linear_T.
+    /// Timestep schedule: none | max_0.5_N | linear_T (default: the style's).
     #[arg(long)]
     pub t_schedule: Option<String>,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write a checkpoint every this many steps (and every 30 s, and at the end).
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
     /// Continue the checkpoint in OUTDIR.
     #[arg(long)]
     pub resume: bool,
     /// Output folder.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
+}
+
+impl GenerateArgs {
+    /// The artist's settings (style, detail, palette, objects, content, adaptive).
+    pub fn options(&self) -> anyhow::Result<GenerationOptions> {
+        Ok(GenerationOptions {
+            style: Style::parse(&self.style).map_err(|e| anyhow::anyhow!("--style: {e}"))?,
+            paths: self.paths,
+            palette: self
+                .palette
+                .as_deref()
+                .map(Palette::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--palette: {e}"))?,
+            objects: self
+                .objects
+                .as_deref()
+                .map(GenerationOptions::parse_objects)
+                .unwrap_or_default(),
+            content: ContentType::parse(&self.content)
+                .map_err(|e| anyhow::anyhow!("--content: {e}"))?,
+            adaptive: self.adaptive,
+        })
+    }
 }
 
 /// `vecdream edit`: delta denoising score toward `--prompt` from `--source`.
@@ -94,7 +151,8 @@ pub struct EditArgs {
     pub out: PathBuf,
 }
 
-fn load_rgba(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+/// Loads a reference image (PNG, JPEG, or an SVG rendered at 256 px) as straight RGBA8.
+pub fn load_rgba(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
@@ -111,24 +169,28 @@ fn load_rgba(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
-fn initial_document(init: Option<&Path>, cells: usize, size: usize) -> anyhow::Result<Document> {
-    match init {
-        Some(p) => Ok(vecdream_core::svg_import::import_svg(p)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-            .document),
-        None => Ok(demo_document(cells, size as f64)),
-    }
+fn import(p: &Path) -> anyhow::Result<Document> {
+    Ok(vecdream_core::svg_import::import_svg(p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        .document)
 }
 
 /// Runs `vecdream generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = best_device();
-    let t_schedule = args
-        .t_schedule
-        .as_deref()
-        .map(Annealing::parse)
-        .transpose()?;
-    let guidance: Box<dyn Guidance> = if !args.reference.is_empty() {
+    let options = args.options()?;
+    let sd = args.reference.is_empty();
+    let size = args.size.unwrap_or(if sd { 512 } else { 128 });
+    let mut setup = GenerateSetup::new(options, args.particles, size, args.seed);
+    if let Some(n) = args.steps {
+        setup.steps = n;
+    }
+    setup.region_weight = args.region_weight;
+    let t_annealing = match args.t_schedule.as_deref() {
+        Some(s) => Annealing::parse(s)?,
+        None => t_annealing(&setup),
+    };
+    let guidance = if !sd {
         let images = args
             .reference
             .iter()
@@ -141,13 +203,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         };
         let mut config = ReferenceConfig {
             mode,
+            resolution: size.min(128) as i64,
             ..ReferenceConfig::default()
         };
-        if let Some(a) = t_schedule {
-            config.time.annealing = a;
-        }
-        let teacher = ReferenceTeacher::from_rgba8(&images, config.resolution, device)?;
-        Box::new(ReferenceGuidance::new(teacher, config))
+        config.time.annealing = t_annealing;
+        GuidanceSpec::Reference { images, config }
     } else {
         let (Some(prompt), Some(model)) = (&args.prompt, &args.model) else {
             bail!("give --prompt and --model, or --reference images");
@@ -162,30 +222,67 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         config.model_dir = model.clone();
         config.prompt = prompt.clone();
         config.negative_prompt = args.negative.clone();
-        config.resolution = args.size as i64;
+        config.resolution = size as i64;
         if let Some(c) = args.cfg {
             config.cfg = c;
         }
-        if let Some(a) = t_schedule {
-            config.time.annealing = a;
+        config.time.annealing = t_annealing;
+        GuidanceSpec::StableDiffusion(Box::new(config))
+    };
+    if !setup.options.objects.is_empty() && !sd {
+        eprintln!(
+            "note: --objects needs Stable Diffusion's attention; with references, objects come from the vectoriser's segmentation"
+        );
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let ckpt = args.out.join("checkpoint.safetensors");
+    let (starts, init) = match (&args.init, args.resume) {
+        (_, true) => (StartsFrom::Document, None),
+        (Some(p), false) => (StartsFrom::Document, Some(import(p)?)),
+        (None, false) => (
+            StartsFrom::Samples {
+                setup: setup.clone(),
+                sample_steps: args.sample_steps,
+            },
+            None,
+        ),
+    };
+    let prep = bar(setup.particles as u64, "starts");
+    prep.set_message("sampling and vectorising");
+    let (guidance, docs) = build_with_starts(guidance, &starts, device, &mut |done, _| {
+        prep.set_position(done as u64)
+    })?;
+    prep.finish_and_clear();
+    let canvas = init
+        .as_ref()
+        .or(docs.as_ref().and_then(|d| d.first()))
+        .map_or(size as f64, |d| d.width.max(d.height));
+    let mut config = distill_config(&setup, canvas);
+    if let Some(lr) = args.lr_points {
+        config.lr.points = lr;
+    }
+    let d = if args.resume {
+        let mut d = Distiller::resume(&ckpt, guidance, device)?;
+        // `--steps` on a resume is the new total (the rest of the configuration comes from the checkpoint).
+        if let Some(n) = args.steps {
+            d.set_param("steps", n as f64)?;
         }
-        Box::new(SdGuidance::load(&config, device)?)
+        eprintln!("resuming from step {}", d.step_index());
+        d
+    } else if let Some(docs) = docs {
+        Distiller::from_starts(docs, config, guidance, device)?
+    } else {
+        let doc = init.ok_or_else(|| anyhow::anyhow!("no start document"))?;
+        Distiller::new(&doc, config, guidance, device)?
     };
-    let doc = initial_document(args.init.as_deref(), args.cells, args.size)?;
-    let config = DistillConfig {
-        seed: args.seed,
-        steps: args.steps,
-        particles: args.particles,
-        render_size: args.size,
-        ..DistillConfig::default()
-    };
-    optimise(doc, config, guidance, device, args.resume, &args.out)
+    optimise(d, args.resume, args.checkpoint_every, &args.out)
 }
 
 /// Runs `vecdream edit` (DDS, one particle).
 pub fn run_edit(args: EditArgs) -> anyhow::Result<()> {
     let device = best_device();
-    let doc = initial_document(Some(&args.input), 0, args.size)?;
+    let doc = import(&args.input)?;
     let config = SdGuidanceConfig {
         method: SdMethod::Dds,
         model_dir: args.model.clone(),
@@ -204,27 +301,17 @@ pub fn run_edit(args: EditArgs) -> anyhow::Result<()> {
         render_size: args.size,
         ..DistillConfig::default()
     };
-    optimise(doc, dconfig, guidance, device, false, &args.out)
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let d = Distiller::new(&doc, dconfig, guidance, device)?;
+    optimise(d, false, 100, &args.out)
 }
 
-fn optimise(
-    doc: Document,
-    config: DistillConfig,
-    guidance: Box<dyn Guidance>,
-    device: vecdream_gpu::tch::Device,
-    resume: bool,
-    out: &Path,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+/// Runs `d` to its planned steps with a progress bar, logging `loss.csv` (step, loss, skipped,
+/// mean shapes per particle) and checkpointing every `every` steps and every 30 s (atomically),
+/// then writes one SVG and PNG per particle.
+fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow::Result<()> {
     let ckpt = out.join("checkpoint.safetensors");
-    let mut d = if resume {
-        let mut d = Distiller::resume(&ckpt, guidance, device)?;
-        // `--steps` on a resume is the new total (the rest of the configuration comes from the checkpoint).
-        d.set_param("steps", config.steps as f64)?;
-        d
-    } else {
-        Distiller::new(&doc.param_view(), config, guidance, device)?
-    };
     let csv_path = out.join("loss.csv");
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
@@ -234,26 +321,41 @@ fn optimise(
         .open(&csv_path)
         .with_context(|| format!("opening {}", csv_path.display()))?;
     if !resume {
-        writeln!(csv, "step,loss,skipped")?;
+        writeln!(csv, "step,loss,skipped,shapes")?;
     }
     let total = d.config().steps;
     let pb = bar(total as u64, "steps");
     pb.set_position(d.step_index() as u64);
+    let mut last_save = std::time::Instant::now();
     while !d.is_finished() {
         let r = d.step()?;
-        writeln!(csv, "{},{},{}", r.step, r.loss, r.skipped.is_some())?;
+        let shapes = r
+            .terms
+            .iter()
+            .find(|(k, _)| k == "shapes")
+            .map_or(0.0, |(_, v)| *v);
+        writeln!(
+            csv,
+            "{},{},{},{}",
+            r.step,
+            r.loss,
+            r.skipped.is_some(),
+            shapes
+        )?;
         pb.set_position(r.step as u64);
-        pb.set_message(format!("loss {:.4}", r.loss));
-        if r.step % 100 == 0 {
+        pb.set_message(format!("loss {:.4}, {shapes:.0} shapes", r.loss));
+        if (every > 0 && r.step % every == 0) || last_save.elapsed().as_secs() >= 30 {
+            csv.flush()?;
             d.save_checkpoint(&ckpt)?;
+            last_save = std::time::Instant::now();
         }
     }
     pb.finish();
+    csv.flush()?;
     d.save_checkpoint(&ckpt)?;
     let (w, h) = d.render_size();
     for i in 0..d.config().particles {
-        let mut doc_i = doc.clone();
-        d.write_into(i, &mut doc_i)?;
+        let doc_i = d.particle_document(i)?;
         let svg = out.join(format!("particle_{i}.svg"));
         vecdream_core::svg_export::export_svg(&doc_i, &svg, &Default::default())
             .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
@@ -314,6 +416,123 @@ pub fn bench(args: &BenchDistillArgs) -> anyhow::Result<()> {
                 method, particles, 512, 23, args.iters, tok, device,
             )?);
         }
+    }
+    Ok(())
+}
+
+/// Arguments of `vecdream bench generate`.
+#[derive(Debug, clap::Args)]
+pub struct BenchGenerateArgs {
+    /// Reference images (default: four detailed emoji from `tests/data/svg/twemoji` under the
+    /// current folder: cow, desert island, steaming bowl, owl).
+    pub images: Vec<PathBuf>,
+    /// Particles.
+    #[arg(long, default_value_t = 4)]
+    pub particles: usize,
+    /// Render size in pixels.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Path budget per particle (the grid start gets ⌊√paths⌋² squares).
+    #[arg(long, default_value_t = 128)]
+    pub paths: usize,
+    /// Optimisation steps.
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write every particle of both starts (SVG and PNG) into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `vecdream bench generate`: vectorised-sample starts against the grid start (reference VPSD).
+pub fn bench_generate(args: &BenchGenerateArgs) -> anyhow::Result<()> {
+    use vecdream_gpu::generate::bench::{GenerateBench, bench_generate};
+    let files: Vec<PathBuf> = if args.images.is_empty() {
+        ["1f404", "1f3dd", "1f35c", "1f989"]
+            .iter()
+            .map(|n| PathBuf::from(format!("tests/data/svg/twemoji/{n}.svg")))
+            .collect()
+    } else {
+        args.images.clone()
+    };
+    let images = files
+        .iter()
+        .map(|p| {
+            load_rgba(p).with_context(|| {
+                format!(
+                    "{} (give image files, or run from the vecdream checkout)",
+                    p.display()
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let device = best_device();
+    let b = GenerateBench {
+        images,
+        particles: args.particles,
+        size: args.size,
+        paths: args.paths,
+        steps: args.steps,
+        seed: args.seed,
+    };
+    eprintln!(
+        "device {device:?}: {} particles, {} px, ≤ {} paths, {} steps",
+        b.particles, b.size, b.paths, b.steps
+    );
+    let rows = bench_generate(&b, device)?;
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_stem()
+                .map_or("?".into(), |s| s.to_string_lossy().into_owned())
+        })
+        .collect();
+    println!(
+        "| start | targets covered | PSNR to nearest per particle (dB) | nearest | paths per particle | start s | s / step |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        if let Some(dir) = &args.out {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let tag = if r.start.starts_with("grid") {
+                "grid"
+            } else {
+                "samples"
+            };
+            for (i, doc) in r.documents.iter().enumerate() {
+                let svg = dir.join(format!("{tag}_{i}.svg"));
+                vecdream_core::svg_export::export_svg(doc, &svg, &Default::default())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
+                let png = dir.join(format!("{tag}_{i}.png"));
+                vecdream_core::png::render_png(doc, &png, args.size as u32, args.size as u32)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+            }
+        }
+        println!(
+            "| {} | {} of {} | {} | {} | {} | {:.1} | {:.3} |",
+            r.start,
+            r.targets_covered,
+            names.len(),
+            r.psnr_db
+                .iter()
+                .map(|p| format!("{p:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            r.nearest
+                .iter()
+                .map(|&k| names.get(k).cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.paths
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            r.start_secs,
+            r.secs_per_step
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod document;
 pub mod generate;
 pub mod progress;
 pub mod raster;
+pub mod recolor;
 pub mod sd;
 pub mod vectorize;
 
@@ -12,7 +13,13 @@ use clap::{Parser, Subcommand};
 
 /// vecdream — text-guided vector graphics by score distillation.
 #[derive(Debug, Parser)]
-#[command(name = "vecdream", version = crate::VERSION, about, long_about = None)]
+#[command(
+    name = "vecdream",
+    version = crate::VERSION,
+    about = "vecdream: text-guided vector graphics (and 3D assets) by score distillation. \
+             Without a subcommand the editor opens.",
+    long_about = None
+)]
 pub struct Cli {
     /// What to do; without a subcommand the editor window opens.
     #[command(subcommand)]
@@ -20,6 +27,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant (generate's flags) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the installation: libtorch, CUDA devices, threads, wgpu adapter, model folder.
@@ -32,6 +41,8 @@ pub enum Command {
     Convert(document::ConvertArgs),
     /// Distil vector particles from a prompt (SDS/VPSD/ESD/CSD, needs --model) or reference images.
     Generate(generate::GenerateArgs),
+    /// New colours for an SVG (a palette, a reference image or a prompt); geometry untouched.
+    Recolor(recolor::RecolorArgs),
     /// Edit an SVG toward a new prompt against its source prompt (delta denoising score).
     Edit(generate::EditArgs),
     /// Turn a PNG/JPEG into a layered, editable SVG (objects → components → shapes).
@@ -52,6 +63,8 @@ pub enum BenchCommand {
     Unet(sd::BenchUnetArgs),
     /// Score distillation: seconds per iteration (reference teacher on CPU; SD 2.1-base with --sd-tokenizer).
     Distill(generate::BenchDistillArgs),
+    /// Generation: vectorised-sample starts against the grid start (reference teacher, CPU).
+    Generate(generate::BenchGenerateArgs),
     /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image (vtracer side by side: `cargo run --release --example vectorize_vs_vtracer`).
     Vectorize(vectorize::BenchVectorizeArgs),
 }
@@ -66,12 +79,14 @@ impl Command {
             Command::Convert(args) => document::convert(&args),
             Command::Generate(args) => generate::run(args),
             Command::Edit(args) => generate::run_edit(args),
+            Command::Recolor(args) => recolor::run(&args),
             Command::Vectorize(args) => vectorize::run(&args),
             Command::Txt2img(args) => sd::txt2img(&args),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
             Command::Bench(BenchCommand::Distill(args)) => generate::bench(&args),
             Command::Bench(BenchCommand::Vectorize(args)) => vectorize::bench(&args),
+            Command::Bench(BenchCommand::Generate(args)) => generate::bench_generate(&args),
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::gpu_memory::GpuMemoryProbe;
 use tch::{Device, Kind, nn};
 
 use super::DistillError;
-use super::demo::demo_document;
 use super::engine::{DistillConfig, Distiller};
+use super::grid::grid_document;
 use super::guidance::Guidance;
 use super::reference::{ReferenceConfig, ReferenceGuidance, ReferenceMode, ReferenceTeacher};
 use super::sd_guidance::{SdGuidance, SdGuidanceConfig, SdMethod};
@@ -66,7 +66,7 @@ impl Run {
             steps: self.iters + 1,
             ..DistillConfig::default()
         };
-        let mut d = Distiller::new(&doc.param_view(), config, guidance, self.device)?;
+        let mut d = Distiller::new(doc, config, guidance, self.device)?;
         let sec = time_steps(&mut d, self.iters)?;
         Ok(DistillBenchResult {
             name: name.into(),
@@ -103,7 +103,7 @@ pub fn bench_reference(
     device: Device,
 ) -> Result<DistillBenchResult, DistillError> {
     let probe = GpuMemoryProbe::start(device);
-    let doc = demo_document(cells, size as f64);
+    let doc = grid_document(cells, size as f64);
     let mut rng = crate::rng::Rng::new(0);
     let targets = (rng.normal_tensor(&[4, 3, 64, 64], device) * 0.3 + 0.5).clamp(0.0, 1.0);
     let teacher = ReferenceTeacher::new(&targets, 64, device)?;
@@ -182,7 +182,7 @@ pub fn bench_distill(
     cfg.prompt = "a photo of a cat".into();
     cfg.resolution = size as i64;
     let guidance: Box<dyn Guidance> = Box::new(SdGuidance::new(sd, cfg)?);
-    let doc = demo_document(cells, 600.0);
+    let doc = grid_document(cells, 600.0);
     let run = Run {
         particles,
         size,

@@ -8,16 +8,29 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
-use vecdream_core::ParamView;
+use vecdream_core::{Document, ParamView};
 
 use super::DistillError;
 use super::engine::{DistillConfig, Distiller};
 use super::guidance::Guidance;
 
-/// Version of the checkpoint layout.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version of the checkpoint layout (2: one entry per particle group, with its document).
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 const PARAM_NAMES: [&str; 5] = ["points", "fill", "stroke", "stroke_width", "background"];
+
+/// One particle group of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupMeta {
+    /// Particles in the group.
+    pub particles: usize,
+    /// Its document (names, hierarchy, locks).
+    pub document: Document,
+    /// Its parameter view (topology, ids, locks).
+    pub view: ParamView,
+    /// Adam's update count.
+    pub adam_t: i64,
+}
 
 /// The JSON half of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,12 +39,10 @@ pub struct CheckpointMeta {
     pub version: u32,
     /// Steps completed.
     pub step: usize,
-    /// Adam's update count.
-    pub adam_t: i64,
     /// The run's settings (seed included).
     pub config: DistillConfig,
-    /// The template view: topology, ids, locks.
-    pub view: ParamView,
+    /// The particle groups, in particle order.
+    pub groups: Vec<GroupMeta>,
     /// Name of the guidance that wrote it.
     pub guidance: String,
     /// The guidance's scalar state.
@@ -58,10 +69,16 @@ fn write_atomic(
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|source| DistillError::Io {
-        path: path.to_path_buf(),
-        source,
+    if let Err(e) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        DistillError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -75,12 +92,21 @@ impl Distiller {
                 .contiguous()
         };
         let mut named: Vec<(String, Tensor)> = Vec::new();
-        for (name, t) in PARAM_NAMES.iter().zip(self.params.tensors()) {
-            named.push((format!("params.{name}"), cpu(t)));
-        }
-        for (name, (m, v)) in PARAM_NAMES.iter().zip(self.adam.moments()) {
-            named.push((format!("adam.{name}.m"), cpu(m)));
-            named.push((format!("adam.{name}.v"), cpu(v)));
+        let mut groups = Vec::new();
+        for (j, g) in self.groups.iter().enumerate() {
+            for (name, t) in PARAM_NAMES.iter().zip(g.params.tensors()) {
+                named.push((format!("g{j}.params.{name}"), cpu(t)));
+            }
+            for (name, (m, v)) in PARAM_NAMES.iter().zip(g.adam.moments()) {
+                named.push((format!("g{j}.adam.{name}.m"), cpu(m)));
+                named.push((format!("g{j}.adam.{name}.v"), cpu(v)));
+            }
+            groups.push(GroupMeta {
+                particles: g.len(),
+                document: g.doc.clone(),
+                view: g.view.clone(),
+                adam_t: g.adam.t,
+            });
         }
         for (name, t) in self.guidance.state() {
             named.push((format!("guidance.{name}"), cpu(&t)));
@@ -88,9 +114,8 @@ impl Distiller {
         let meta = CheckpointMeta {
             version: CHECKPOINT_VERSION,
             step: self.step,
-            adam_t: self.adam.t,
             config: self.config.clone(),
-            view: self.view.clone(),
+            groups,
             guidance: self.guidance.name(),
             guidance_scalars: self.guidance.state_scalars(),
             weights: self.weights.clone(),
@@ -99,7 +124,7 @@ impl Distiller {
             Tensor::write_safetensors(&named, tmp)?;
             Ok(())
         })?;
-        let json = serde_json::to_string_pretty(&meta).map_err(|e| DistillError::Checkpoint {
+        let json = serde_json::to_string(&meta).map_err(|e| DistillError::Checkpoint {
             path: meta_path(path),
             message: e.to_string(),
         })?;
@@ -119,17 +144,36 @@ impl Distiller {
             path: mp.clone(),
             source,
         })?;
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version = serde_json::from_str(&text).map_err(|e| DistillError::Checkpoint {
+            path: mp.clone(),
+            message: format!("invalid JSON (no version): {e}"),
+        })?;
+        if v.version != CHECKPOINT_VERSION {
+            return Err(DistillError::Checkpoint {
+                path: mp,
+                message: format!(
+                    "version {} (this build reads {CHECKPOINT_VERSION})",
+                    v.version
+                ),
+            });
+        }
         let meta: CheckpointMeta =
             serde_json::from_str(&text).map_err(|e| DistillError::Checkpoint {
                 path: mp.clone(),
                 message: format!("invalid JSON: {e}"),
             })?;
-        if meta.version != CHECKPOINT_VERSION {
+        let total: usize = meta.groups.iter().map(|g| g.particles).sum();
+        if meta.groups.is_empty() || total != meta.config.particles {
             return Err(DistillError::Checkpoint {
                 path: mp,
                 message: format!(
-                    "version {} (this build reads {CHECKPOINT_VERSION})",
-                    meta.version
+                    "{} groups holding {total} particles, the config says {}",
+                    meta.groups.len(),
+                    meta.config.particles
                 ),
             });
         }
@@ -165,31 +209,57 @@ impl Distiller {
         };
         let mut config = meta.config.clone();
         config.init_jitter = 0.0; // the saved points already include it
-        let mut d = Distiller::new(&meta.view, config, guidance, device)?;
+        let docs: Vec<Document> = meta.groups.iter().map(|g| g.document.clone()).collect();
+        let mut d = if docs.len() == 1 {
+            Distiller::from_starts(docs, config, guidance, device)?
+        } else {
+            // One group per particle; groups of several particles only come from one start.
+            if meta.groups.iter().any(|g| g.particles != 1) {
+                return Err(err(
+                    "several groups of several particles: not a layout this build writes".into(),
+                ));
+            }
+            Distiller::from_starts(docs, config, guidance, device)?
+        };
         d.config.init_jitter = meta.config.init_jitter;
-        {
-            let _g = tch::no_grad_guard();
-            for (name, t) in PARAM_NAMES.iter().zip(d.params.tensors()) {
-                let saved = find(&format!("params.{name}"))?;
-                if saved.size() != t.size() {
+        for (j, gm) in meta.groups.iter().enumerate() {
+            let g = &mut d.groups[j];
+            g.view = gm.view.clone();
+            g.scene = crate::raster::Scene::from_view(&g.view)?;
+            {
+                let _g = tch::no_grad_guard();
+                for (name, t) in PARAM_NAMES.iter().zip(g.params.tensors()) {
+                    let key = format!("g{j}.params.{name}");
+                    let saved = find(&key)?;
+                    if saved.size() != t.size() {
+                        return Err(err(format!(
+                            "{key} has shape {:?}, the run needs {:?}",
+                            saved.size(),
+                            t.size()
+                        )));
+                    }
+                    t.detach().copy_(&saved.to_device(device));
+                }
+            }
+            let mut moments = Vec::new();
+            for name in PARAM_NAMES {
+                let m = find(&format!("g{j}.adam.{name}.m"))?;
+                let v = find(&format!("g{j}.adam.{name}.v"))?;
+                moments.push((m, v));
+            }
+            for ((m, v), t) in moments.iter().zip(g.params.tensors()) {
+                if m.size() != t.size() || v.size() != t.size() {
                     return Err(err(format!(
-                        "params.{name} has shape {:?}, the run needs {:?}",
-                        saved.size(),
+                        "g{j}: optimiser moments of shape {:?} for parameters of shape {:?}",
+                        m.size(),
                         t.size()
                     )));
                 }
-                t.detach().copy_(&saved.to_device(device));
             }
+            g.adam.set_moments(moments);
+            g.adam.t = gm.adam_t;
+            super::engine::set_masks(g, &d.config);
         }
-        let mut moments = Vec::new();
-        for name in PARAM_NAMES {
-            moments.push((
-                find(&format!("adam.{name}.m"))?,
-                find(&format!("adam.{name}.v"))?,
-            ));
-        }
-        d.adam.set_moments(moments);
-        d.adam.t = meta.adam_t;
         let g_state: Vec<(String, Tensor)> = tensors
             .iter()
             .filter_map(|(k, t)| {
@@ -200,6 +270,10 @@ impl Distiller {
         d.guidance.load_state(&g_state, &meta.guidance_scalars)?;
         d.step = meta.step;
         d.weights = meta.weights;
+        d.refresh_shape_counts();
+        if d.config.region_weight > 0.0 {
+            d.rebuild_regions()?;
+        }
         Ok(d)
     }
 }

@@ -120,6 +120,31 @@ pub struct DistillConfig {
     pub reward: Option<RewardConfig>,
     /// Colour a transparent canvas is rendered over (white).
     pub background_rgb: [f32; 3],
+    /// Style constraints on colours and widths.
+    #[serde(default)]
+    pub constraints: Constraints,
+    /// Adaptive primitive control: prune faded or tiny shapes and add new ones where the render
+    /// disagrees most with the guidance's target (off when `None`).
+    #[serde(default)]
+    pub adaptive: Option<super::adaptive::AdaptiveConfig>,
+    /// Weight of the object-region loss (0: off): each object's trainable control points are
+    /// pulled back when they leave the (dilated) region the object covered at the start, so
+    /// objects do not drift into each other.
+    #[serde(default)]
+    pub region_weight: f64,
+}
+
+/// Limits a style puts on colours and widths; they hold after every step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Fills and strokes show the nearest of these colours (`[0, 1]` RGB). The optimiser moves
+    /// a free colour through a straight-through estimator; renders and exports use its snapped
+    /// palette colour exactly. Empty: free colours.
+    pub palette: Vec<[f32; 3]>,
+    /// Stroke widths are kept in `[min, max]` (document units).
+    pub width_range: Option<[f32; 2]>,
+    /// Only the stroke opacity is trained; its colour stays (ink & wash stays black).
+    pub stroke_alpha_only: bool,
 }
 
 impl Default for DistillConfig {
@@ -135,6 +160,9 @@ impl Default for DistillConfig {
             init_jitter: 0.0,
             reward: None,
             background_rgb: [1.0, 1.0, 1.0],
+            constraints: Constraints::default(),
+            adaptive: None,
+            region_weight: 0.0,
         }
     }
 }
@@ -167,13 +195,41 @@ pub struct Frame {
     pub rgba: Vec<u8>,
 }
 
-/// K vector particles of one document optimised under a [`Guidance`].
-pub struct Distiller {
-    pub(crate) config: DistillConfig,
+/// Particles that share one topology: one document, one scene and `[b, …]` parameters
+/// optimised together. A run holds one group for all particles when they start from the same
+/// document, or one group per particle when each starts from its own (its own sample).
+pub(crate) struct Group {
+    /// The group's document: names, hierarchy, locks (its numbers are the start values).
+    pub(crate) doc: Document,
+    /// Its parameter view (topology, ids, locks).
     pub(crate) view: ParamView,
     pub(crate) scene: Scene,
+    /// `[b, …]` leaves.
     pub(crate) params: SceneParams,
     pub(crate) adam: MaskedAdam,
+    /// Per trainable point, the object-region penalty field it is held in (see `region.rs`).
+    pub(crate) region: Option<super::region::RegionField>,
+}
+
+impl Group {
+    /// Particles in the group.
+    pub(crate) fn len(&self) -> usize {
+        self.params.batch()
+    }
+
+    pub(crate) fn tensors(&self) -> Vec<Tensor> {
+        self.params
+            .tensors()
+            .iter()
+            .map(|t| t.shallow_clone())
+            .collect()
+    }
+}
+
+/// K vector particles optimised under a [`Guidance`].
+pub struct Distiller {
+    pub(crate) config: DistillConfig,
+    pub(crate) groups: Vec<Group>,
     pub(crate) guidance: Box<dyn Guidance>,
     pub(crate) reward: Option<Box<dyn Reward>>,
     pub(crate) weights: Option<Vec<f64>>,
@@ -181,7 +237,9 @@ pub struct Distiller {
     pub(crate) width: usize,
     pub(crate) height: usize,
     pub(crate) raster: RasterOptions,
-    last_images: Option<Tensor>,
+    pub(crate) last_images: Option<Tensor>,
+    /// Shape count of every particle after the last adaptive round (or the start).
+    pub(crate) shape_counts: Vec<usize>,
 }
 
 impl std::fmt::Debug for Distiller {
@@ -190,13 +248,14 @@ impl std::fmt::Debug for Distiller {
             .field("guidance", &self.guidance.name())
             .field("step", &self.step)
             .field("particles", &self.config.particles)
+            .field("groups", &self.groups.len())
             .field("size", &(self.width, self.height))
             .finish_non_exhaustive()
     }
 }
 
 /// Output size for a canvas with `size` pixels on its longer side.
-fn render_dims(canvas: [f32; 2], size: usize) -> (usize, usize) {
+pub(crate) fn render_dims(canvas: [f32; 2], size: usize) -> (usize, usize) {
     let [cw, ch] = canvas;
     if cw >= ch {
         (size, ((size as f32 * ch / cw).round() as usize).max(1))
@@ -229,6 +288,7 @@ fn check_config(c: &DistillConfig) -> Result<(), DistillError> {
         ("lr.color", c.lr.color),
         ("lr.width", c.lr.width),
         ("lr.background", c.lr.background),
+        ("region_weight", c.region_weight),
     ] {
         if !(v.is_finite() && v >= 0.0) {
             return bad(name, format!("{v}: expected a finite rate ≥ 0"));
@@ -239,45 +299,91 @@ fn check_config(c: &DistillConfig) -> Result<(), DistillError> {
     {
         return bad("reward.every", "0: expected ≥ 1".into());
     }
+    if let Some([lo, hi]) = c.constraints.width_range
+        && !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi)
+    {
+        return bad(
+            "constraints.width_range",
+            format!("[{lo}, {hi}]: expected 0 ≤ min ≤ max"),
+        );
+    }
+    if c.constraints.palette.len() > 256
+        || c.constraints
+            .palette
+            .iter()
+            .flatten()
+            .any(|v| !(0.0..=1.0).contains(v))
+    {
+        return bad(
+            "constraints.palette",
+            "expected at most 256 colours with channels in [0, 1]".into(),
+        );
+    }
+    if let Some(a) = &c.adaptive {
+        a.check()?;
+    }
     Ok(())
 }
 
 impl Distiller {
-    /// K particles that start as copies of `view` (plus `init_jitter`), guided by `guidance`.
+    /// K particles that start as copies of `doc` (plus `init_jitter`), guided by `guidance`.
     pub fn new(
-        view: &ParamView,
+        doc: &Document,
+        config: DistillConfig,
+        guidance: Box<dyn Guidance>,
+        device: Device,
+    ) -> Result<Self, DistillError> {
+        Self::from_starts(vec![doc.clone()], config, guidance, device)
+    }
+
+    /// Particles that start from `starts`: one document shared by every particle, or one per
+    /// particle (each its own topology and hierarchy, e.g. its own vectorised sample). All
+    /// documents must have the same canvas size. Give them disjoint ids
+    /// ([`Document::offset_ids`]) so a lock or an edit reaches exactly one particle.
+    pub fn from_starts(
+        starts: Vec<Document>,
         config: DistillConfig,
         guidance: Box<dyn Guidance>,
         device: Device,
     ) -> Result<Self, DistillError> {
         check_config(&config)?;
-        let scene = Scene::from_view(view)?;
-        let mut params = SceneParams::from_view(view, config.particles, device)?.to_leaves();
-        // Distillation trains points, colours and widths; the axes and colour changes of
-        // gradient fills stay as they are (rendered, not optimised).
-        params.fill_gradient = params.fill_gradient.map(|g| g.detach());
-        if config.init_jitter > 0.0 {
-            let mask = bool_mask(
-                &view.point_mask(),
-                &[1, view.points.len() as i64, 1],
-                device,
-            );
-            let mut rng = Rng::for_step(config.seed, STREAM_INIT, 0);
-            let noise =
-                rng.normal_tensor(&params.points.size(), device) * f64::from(config.init_jitter);
-            let _g = tch::no_grad_guard();
-            let mut pts = params.points.detach();
-            let jittered = (&pts + noise).where_self(&mask, &pts);
-            pts.copy_(&jittered);
+        let k = config.particles;
+        if starts.len() != 1 && starts.len() != k {
+            return Err(DistillError::Config {
+                field: "starts".into(),
+                message: format!(
+                    "{} start documents for {k} particles: expected 1 or {k}",
+                    starts.len()
+                ),
+            });
         }
-        let (width, height) = render_dims(view.canvas, config.render_size);
-        let adam = MaskedAdam::new(config.adam.clone(), &params.tensors(), Vec::new());
+        let canvas = [starts[0].width as f32, starts[0].height as f32];
+        if let Some((i, d)) = starts
+            .iter()
+            .enumerate()
+            .find(|(_, d)| [d.width as f32, d.height as f32] != canvas)
+        {
+            return Err(DistillError::Config {
+                field: "starts".into(),
+                message: format!(
+                    "start document {i} is {}×{}, document 0 is {}×{}: every particle needs the same canvas",
+                    d.width, d.height, canvas[0], canvas[1]
+                ),
+            });
+        }
+        let per_group = if starts.len() == 1 { k } else { 1 };
+        let mut groups = Vec::with_capacity(starts.len());
+        for (j, doc) in starts.into_iter().enumerate() {
+            let mut g = Self::build_group(doc, per_group, &config, device)?;
+            if config.init_jitter > 0.0 {
+                jitter(&mut g, &config, j as u64);
+            }
+            groups.push(g);
+        }
+        let (width, height) = render_dims(canvas, config.render_size);
         let mut d = Self {
             config,
-            view: view.clone(),
-            scene,
-            params,
-            adam,
+            groups,
             guidance,
             reward: None,
             weights: None,
@@ -286,9 +392,39 @@ impl Distiller {
             height,
             raster: RasterOptions::default(),
             last_images: None,
+            shape_counts: Vec::new(),
         };
-        d.update_masks();
+        d.refresh_shape_counts();
+        if d.config.region_weight > 0.0 {
+            d.rebuild_regions()?;
+        }
         Ok(d)
+    }
+
+    /// A group of `b` copies of `doc` with a fresh optimiser and masks.
+    pub(crate) fn build_group(
+        doc: Document,
+        b: usize,
+        config: &DistillConfig,
+        device: Device,
+    ) -> Result<Group, DistillError> {
+        let view = doc.param_view();
+        let scene = Scene::from_view(&view)?;
+        let mut params = SceneParams::from_view(&view, b, device)?.to_leaves();
+        // Distillation trains points, colours and widths; the axes and colour changes of
+        // gradient fills stay as they are (rendered, not optimised).
+        params.fill_gradient = params.fill_gradient.map(|g| g.detach());
+        let adam = MaskedAdam::new(config.adam.clone(), &params.tensors(), Vec::new());
+        let mut g = Group {
+            doc,
+            view,
+            scene,
+            params,
+            adam,
+            region: None,
+        };
+        set_masks(&mut g, config);
+        Ok(g)
     }
 
     /// Adds a reward model (used when `config.reward` is set).
@@ -312,14 +448,33 @@ impl Distiller {
         self.step >= self.config.steps
     }
 
-    /// The particles' parameter tensors (leaves; `[B, …]`).
+    /// The parameter tensors (leaves; `[b, …]`) of the first group: every particle's when they
+    /// share one start document.
     pub fn params(&self) -> &SceneParams {
-        &self.params
+        &self.groups[0].params
     }
 
-    /// The template view (topology, locks, ids).
+    /// The parameter view (topology, locks, ids) of the first group.
     pub fn view(&self) -> &ParamView {
-        &self.view
+        &self.groups[0].view
+    }
+
+    /// Number of particle groups (1 when every particle started from the same document).
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Shapes per particle (after the last adaptive round).
+    pub fn shape_counts(&self) -> &[usize] {
+        &self.shape_counts
+    }
+
+    pub(crate) fn refresh_shape_counts(&mut self) {
+        self.shape_counts = self
+            .groups
+            .iter()
+            .flat_map(|g| std::iter::repeat_n(g.view.slots.len(), g.len()))
+            .collect();
     }
 
     /// The guidance.
@@ -337,27 +492,22 @@ impl Distiller {
         self.weights.as_deref()
     }
 
-    /// Masks the optimiser with the view's locks and the `optimise` switches.
-    fn update_masks(&mut self) {
-        let dev = self.params.device();
-        let s = self.view.slots.len() as i64;
-        let p = self.view.points.len() as i64;
-        let slot_mask = self.view.slot_mask();
-        self.adam
-            .set_mask(0, Some(bool_mask(&self.view.point_mask(), &[1, p, 1], dev)));
-        self.adam
-            .set_mask(1, Some(bool_mask(&slot_mask, &[1, s, 1], dev)));
-        self.adam
-            .set_mask(2, Some(bool_mask(&slot_mask, &[1, s, 1], dev)));
-        self.adam
-            .set_mask(3, Some(bool_mask(&slot_mask, &[1, s], dev)));
-        self.adam.set_mask(4, None);
+    /// `(group, row)` of particle `i`.
+    pub(crate) fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        let mut first = 0;
+        for (j, g) in self.groups.iter().enumerate() {
+            if i < first + g.len() {
+                return Some((j, i - first));
+            }
+            first += g.len();
+        }
+        None
     }
 
     /// Learning rates of (points, fill, stroke, width, background) at the current step.
     fn learning_rates(&self) -> [f64; 5] {
         let c = &self.config;
-        let canvas = self.view.canvas[0].max(self.view.canvas[1]) as f64;
+        let canvas = f64::from(self.groups[0].view.canvas[0].max(self.groups[0].view.canvas[1]));
         let unit = canvas / c.lr.points_reference_px;
         let on = |b: bool, v: f64| if b { v } else { 0.0 };
         [
@@ -374,27 +524,45 @@ impl Distiller {
 
     /// Renders every particle `[B, 3, H, W]` over the background colour (with autograd).
     pub fn render(&self) -> Result<Tensor, DistillError> {
-        let r = rasterize(
-            &self.scene,
-            &self.params,
-            self.width,
-            self.height,
-            &self.raster,
-        )?;
-        Ok(r.over(self.config.background_rgb))
+        let mut parts = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let shown = self.shown_params(&g.params);
+            let r = rasterize(&g.scene, &shown, self.width, self.height, &self.raster)?;
+            parts.push(r.over(self.config.background_rgb));
+        }
+        Ok(if parts.len() == 1 {
+            parts
+                .pop()
+                .unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu)))
+        } else {
+            Tensor::cat(&parts, 0)
+        })
+    }
+
+    /// The numbers as rendered: with a palette, colours snapped to it (straight-through, so the
+    /// gradient reaches the free colours); otherwise the parameters themselves.
+    fn shown_params(&self, p: &SceneParams) -> SceneParams {
+        let palette = &self.config.constraints.palette;
+        if palette.is_empty() {
+            return p.map(|t| t.shallow_clone());
+        }
+        let pal = palette_tensor(palette, p.device());
+        SceneParams {
+            points: p.points.shallow_clone(),
+            fill: snap_straight_through(&p.fill, &pal),
+            stroke: snap_straight_through(&p.stroke, &pal),
+            stroke_width: p.stroke_width.shallow_clone(),
+            background: p.background.shallow_clone(),
+            fill_gradient: p.fill_gradient.as_ref().map(|t| t.shallow_clone()),
+        }
     }
 
     /// One optimisation step. Non-finite losses, gradients or results skip the update (the
     /// parameters keep their last good values) and say why in [`StepReport::skipped`].
     pub fn step(&mut self) -> Result<StepReport, DistillError> {
-        let owned: Vec<Tensor> = self
-            .params
-            .tensors()
-            .iter()
-            .map(|t| t.shallow_clone())
-            .collect();
-        let tensors: Vec<&Tensor> = owned.iter().collect();
-        zero_grads(&tensors);
+        let owned: Vec<Vec<Tensor>> = self.groups.iter().map(Group::tensors).collect();
+        let all: Vec<&Tensor> = owned.iter().flatten().collect();
+        zero_grads(&all);
         let images = self.render()?;
         self.last_images = Some(images.detach());
         self.apply_reward(&images)?;
@@ -415,55 +583,84 @@ impl Distiller {
             guided: out.guided,
             skipped: None,
         };
-        let loss_ok = out.value.is_finite() && out.loss.isfinite().all().int64_value(&[]) != 0;
+        let mut loss = out.loss;
+        if self.config.region_weight > 0.0 {
+            let (region, value) = self.region_loss()?;
+            report.terms.push(("region".into(), value));
+            loss += region;
+        }
+        let loss_ok = out.value.is_finite() && loss.isfinite().all().int64_value(&[]) != 0;
         if !loss_ok {
             report.skipped = Some(format!("non-finite loss ({})", out.value));
             return Ok(report);
         }
-        out.loss.backward();
-        if !MaskedAdam::grads_finite(&tensors) {
-            zero_grads(&tensors);
+        loss.backward();
+        if !MaskedAdam::grads_finite(&all) {
+            zero_grads(&all);
             report.skipped = Some("non-finite gradient".into());
             return Ok(report);
         }
-        let backup: Vec<Tensor> = tensors.iter().map(|t| t.detach().copy()).collect();
-        let adam_backup = self.adam.snapshot();
-        self.adam.step(&tensors, &lrs);
+        let backup: Vec<Tensor> = all.iter().map(|t| t.detach().copy()).collect();
+        let adam_backup: Vec<_> = self.groups.iter().map(|g| g.adam.snapshot()).collect();
+        for (g, tensors) in self.groups.iter_mut().zip(&owned) {
+            let refs: Vec<&Tensor> = tensors.iter().collect();
+            g.adam.step(&refs, &lrs);
+        }
         self.clamp_values();
-        let finite = tensors
-            .iter()
-            .all(|t| t.isfinite().all().int64_value(&[]) != 0);
+        let finite = all.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0);
         if !finite {
             let _g = tch::no_grad_guard();
-            for (t, b) in tensors.iter().zip(&backup) {
+            for (t, b) in all.iter().zip(&backup) {
                 t.detach().copy_(b);
             }
-            self.adam.restore(adam_backup);
+            for (g, snap) in self.groups.iter_mut().zip(adam_backup) {
+                g.adam.restore(snap);
+            }
             report.skipped = Some("non-finite parameters after the update".into());
+            return Ok(report);
         }
+        if let Some(a) = self.config.adaptive.clone()
+            && a.due(self.step, self.config.steps)
+        {
+            let (pruned, added) = self.adapt(&a)?;
+            report.terms.push(("pruned".into(), pruned as f64));
+            report.terms.push(("added".into(), added as f64));
+        }
+        let total: usize = self.shape_counts.iter().sum();
+        report.terms.push((
+            "shapes".into(),
+            total as f64 / self.shape_counts.len().max(1) as f64,
+        ));
         Ok(report)
     }
 
-    /// Colours into `[0, 1]`, widths ≥ 0 (trainable entries only, so locked values stay exact).
+    /// Colours into `[0, 1]`, widths into their range (trainable entries only, so locked values
+    /// stay exact).
     fn clamp_values(&mut self) {
         let _g = tch::no_grad_guard();
-        let dev = self.params.device();
-        let s = self.view.slots.len() as i64;
-        let slot_mask = self.view.slot_mask();
-        let m3 = bool_mask(&slot_mask, &[1, s, 1], dev);
-        let m2 = bool_mask(&slot_mask, &[1, s], dev);
-        for (t, m, lo, hi) in [
-            (&self.params.fill, &m3, 0.0, 1.0),
-            (&self.params.stroke, &m3, 0.0, 1.0),
-            (&self.params.stroke_width, &m2, 0.0, f64::INFINITY),
-        ] {
-            let mut d = t.detach();
-            let c = d.clamp(lo, hi).where_self(m, &d);
-            d.copy_(&c);
+        let (lo, hi) = match self.config.constraints.width_range {
+            Some([lo, hi]) => (f64::from(lo), f64::from(hi)),
+            None => (0.0, f64::INFINITY),
+        };
+        for g in &self.groups {
+            let dev = g.params.device();
+            let s = g.view.slots.len() as i64;
+            let slot_mask = g.view.slot_mask();
+            let m3 = bool_mask(&slot_mask, &[1, s, 1], dev);
+            let m2 = bool_mask(&slot_mask, &[1, s], dev);
+            for (t, m, lo, hi) in [
+                (&g.params.fill, &m3, 0.0, 1.0),
+                (&g.params.stroke, &m3, 0.0, 1.0),
+                (&g.params.stroke_width, &m2, lo, hi),
+            ] {
+                let mut d = t.detach();
+                let c = d.clamp(lo, hi).where_self(m, &d);
+                d.copy_(&c);
+            }
+            let mut bg = g.params.background.detach();
+            let c = bg.clamp(0.0, 1.0);
+            bg.copy_(&c);
         }
-        let mut bg = self.params.background.detach();
-        let c = bg.clamp(0.0, 1.0);
-        bg.copy_(&c);
     }
 
     fn apply_reward(&mut self, images: &Tensor) -> Result<(), DistillError> {
@@ -492,23 +689,55 @@ impl Distiller {
         Ok(())
     }
 
-    /// Overwrites particle `dst` (parameters and optimiser moments) with particle `src`.
+    /// Overwrites particle `dst` (parameters and optimiser moments; its document and topology
+    /// when it starts from its own) with particle `src`. A particle that shares its group with
+    /// others can only take a particle of the same group.
     pub fn copy_particle(&mut self, src: usize, dst: usize) {
-        let _g = tch::no_grad_guard();
-        let b = self.config.particles;
-        if src >= b || dst >= b || src == dst {
+        let (Some((gs, rs)), Some((gd, rd))) = (self.locate(src), self.locate(dst)) else {
+            return;
+        };
+        if src == dst {
             return;
         }
-        let copy_row = |t: &Tensor| {
-            let row = t.detach().narrow(0, src as i64, 1).copy();
-            t.detach().narrow(0, dst as i64, 1).copy_(&row);
-        };
-        for t in self.params.tensors() {
-            copy_row(t);
-        }
-        for (m, v) in self.adam.moments() {
-            copy_row(m);
-            copy_row(v);
+        let _g = tch::no_grad_guard();
+        if gs == gd {
+            let copy_row = |t: &Tensor| {
+                let row = t.detach().narrow(0, rs as i64, 1).copy();
+                t.detach().narrow(0, rd as i64, 1).copy_(&row);
+            };
+            let g = &self.groups[gs];
+            for t in g.params.tensors() {
+                copy_row(t);
+            }
+            for (m, v) in g.adam.moments() {
+                copy_row(m);
+                copy_row(v);
+            }
+        } else if self.groups[gd].len() == 1 {
+            let s = &self.groups[gs];
+            let row = |t: &Tensor| t.detach().narrow(0, rs as i64, 1).copy();
+            let mut params = s.params.map(row).to_leaves();
+            params.fill_gradient = params.fill_gradient.map(|g| g.detach());
+            let mut adam = MaskedAdam::new(s.adam.config.clone(), &params.tensors(), Vec::new());
+            adam.t = s.adam.t;
+            adam.set_moments(
+                s.adam
+                    .moments()
+                    .into_iter()
+                    .map(|(m, v)| (row(m), row(v)))
+                    .collect(),
+            );
+            let mut g = Group {
+                doc: s.doc.clone(),
+                view: s.view.clone(),
+                scene: s.scene.clone(),
+                params,
+                adam,
+                region: s.region.clone(),
+            };
+            set_masks(&mut g, &self.config);
+            self.groups[gd] = g;
+            self.refresh_shape_counts();
         }
     }
 
@@ -527,15 +756,50 @@ impl Distiller {
         Ok(to_frames(&images))
     }
 
-    /// Particle `i` as a parameter view (every slot written; locked ones hold their old values).
+    /// Particle `i` as a parameter view (every slot written; locked ones hold their old values;
+    /// with a palette, colours are the palette's exactly).
     pub fn particle_view(&self, i: usize) -> Result<ParamView, DistillError> {
-        let mut v = self.view.clone();
-        self.params.write_back(i, &mut v)?;
+        let (j, r) = self.locate(i).ok_or_else(|| DistillError::Config {
+            field: "particle".into(),
+            message: format!("{i}: the run has {} particles", self.config.particles),
+        })?;
+        let g = &self.groups[j];
+        let mut v = g.view.clone();
+        g.params.write_back(r, &mut v)?;
+        let palette = &self.config.constraints.palette;
+        if !palette.is_empty() {
+            for c in v.fill.iter_mut().chain(v.stroke.iter_mut()) {
+                let [r, g, b] = nearest(palette, [c[0], c[1], c[2]]);
+                *c = [r, g, b, c[3]];
+            }
+            // Palette colours are solid: a gradient would paint colours between them.
+            v.fill_gradient.iter_mut().for_each(|g| *g = None);
+        }
         Ok(v)
     }
 
-    /// Writes particle `i` into `doc` (only its trainable shapes change; nothing non-finite is
-    /// ever written: core refuses it and the document is left as it was).
+    /// Particle `i` as a document: its start document with its current numbers (only its
+    /// trainable shapes change; nothing non-finite is ever written).
+    pub fn particle_document(&self, i: usize) -> Result<Document, DistillError> {
+        let (j, _) = self.locate(i).ok_or_else(|| DistillError::Config {
+            field: "particle".into(),
+            message: format!("{i}: the run has {} particles", self.config.particles),
+        })?;
+        let mut doc = self.groups[j].doc.clone();
+        self.write_into(i, &mut doc)?;
+        Ok(doc)
+    }
+
+    /// Every particle as a document.
+    pub fn particle_documents(&self) -> Result<Vec<Document>, DistillError> {
+        (0..self.config.particles)
+            .map(|i| self.particle_document(i))
+            .collect()
+    }
+
+    /// Writes particle `i` into `doc`, which must hold the particle's shapes (only its
+    /// trainable shapes change; nothing non-finite is ever written: core refuses it and the
+    /// document is left as it was).
     pub fn write_into(&self, i: usize, doc: &mut Document) -> Result<(), DistillError> {
         let v = self.particle_view(i)?;
         doc.apply_param_view(&v)
@@ -568,32 +832,82 @@ impl Distiller {
         Ok(true)
     }
 
-    /// Locks or unlocks shapes (by id). Locked shapes keep their current values.
+    /// Locks or unlocks shapes (by id) in every particle that holds them. Locked shapes keep
+    /// their current values.
     pub fn set_locks(&mut self, locks: &[(ShapeId, bool)]) -> Result<(), DistillError> {
-        for &(id, locked) in locks {
-            if let Some(i) = self.view.slot_of(id) {
-                self.view.slots[i].locked = locked;
+        for g in &mut self.groups {
+            let mut changed = false;
+            for &(id, locked) in locks {
+                if let Some(i) = g.view.slot_of(id) {
+                    g.view.slots[i].locked = locked;
+                    if let Some(m) = g.doc.meta_mut(id) {
+                        m.locked = locked;
+                    }
+                    changed = true;
+                }
+            }
+            if changed {
+                g.scene = Scene::from_view(&g.view)?;
+                set_masks(g, &self.config);
             }
         }
-        self.scene = Scene::from_view(&self.view)?;
-        self.update_masks();
         Ok(())
     }
 
-    /// Takes a new document state. With the same topology (slots, point counts) the trainable
-    /// shapes keep their optimised values in every particle, the others take the new values;
-    /// otherwise the particles restart from the new view with a fresh optimiser.
-    pub fn replace_view(&mut self, view: &ParamView) -> Result<(), DistillError> {
+    /// Takes an edited document (the working document of one particle, or the shared start).
+    /// It replaces the particles whose shapes it holds (matched by id; every particle when none
+    /// match). With the same topology the trainable shapes keep their optimised values, the
+    /// others (locked, hidden) take the new values; otherwise those particles restart from the
+    /// new document with a fresh optimiser.
+    pub fn replace_document(&mut self, doc: &Document) -> Result<(), DistillError> {
+        let view = doc.param_view();
+        let ids: std::collections::HashSet<ShapeId> = view.slots.iter().map(|s| s.shape).collect();
+        let matching: Vec<usize> = (0..self.groups.len())
+            .filter(|&j| {
+                self.groups[j]
+                    .view
+                    .slots
+                    .iter()
+                    .any(|s| ids.contains(&s.shape))
+            })
+            .collect();
+        if matching.is_empty() {
+            let dev = self.groups[0].params.device();
+            let g = Self::build_group(doc.clone(), self.config.particles, &self.config, dev)?;
+            self.groups = vec![g];
+        } else {
+            for j in matching {
+                self.replace_group(j, doc, &view)?;
+            }
+        }
+        let canvas = self.groups[0].view.canvas;
+        (self.width, self.height) = render_dims(canvas, self.config.render_size);
+        self.last_images = None;
+        self.refresh_shape_counts();
+        if self.config.region_weight > 0.0 {
+            self.rebuild_regions()?;
+        }
+        Ok(())
+    }
+
+    fn replace_group(
+        &mut self,
+        j: usize,
+        doc: &Document,
+        view: &ParamView,
+    ) -> Result<(), DistillError> {
+        let g = &mut self.groups[j];
         let same =
-            view.points.len() == self.view.points.len()
-                && view.slots.len() == self.view.slots.len()
-                && view.slots.iter().zip(&self.view.slots).all(|(a, b)| {
+            view.points.len() == g.view.points.len()
+                && view.canvas == g.view.canvas
+                && view.slots.len() == g.view.slots.len()
+                && view.slots.iter().zip(&g.view.slots).all(|(a, b)| {
                     a.shape == b.shape && a.kind == b.kind && a.subpaths == b.subpaths
                 });
-        let scene = Scene::from_view(view)?;
-        let dev = self.params.device();
-        let fresh = SceneParams::from_view(view, self.config.particles, dev)?;
+        let dev = g.params.device();
+        let b = g.len();
         if same {
+            let fresh = SceneParams::from_view(view, b, dev)?;
             let _g = tch::no_grad_guard();
             let s = view.slots.len() as i64;
             let p = view.points.len() as i64;
@@ -605,30 +919,93 @@ impl Distiller {
                 bool_mask(&sm, &[1, s], dev),
                 bool_mask(&[self.config.optimise.background], &[1, 1], dev),
             ];
-            for ((cur, new), m) in self
-                .params
-                .tensors()
-                .iter()
-                .zip(fresh.tensors())
-                .zip(&masks)
-            {
+            for ((cur, new), m) in g.params.tensors().iter().zip(fresh.tensors()).zip(&masks) {
                 let mut d = cur.detach();
                 let merged = d.where_self(m, new);
                 d.copy_(&merged);
             }
+            g.view = view.clone();
+            g.scene = Scene::from_view(view)?;
+            g.doc = doc.clone();
+            set_masks(g, &self.config);
         } else {
-            self.params = fresh.to_leaves();
-            self.adam =
-                MaskedAdam::new(self.config.adam.clone(), &self.params.tensors(), Vec::new());
-            self.width = render_dims(view.canvas, self.config.render_size).0;
-            self.height = render_dims(view.canvas, self.config.render_size).1;
+            *g = Self::build_group(doc.clone(), b, &self.config, dev)?;
         }
-        self.view = view.clone();
-        self.scene = scene;
-        self.last_images = None;
-        self.update_masks();
         Ok(())
     }
+}
+
+/// Masks a group's optimiser with its view's locks, the `optimise` switches and the
+/// constraints (stroke colour fixed when only its opacity trains).
+pub(crate) fn set_masks(g: &mut Group, config: &DistillConfig) {
+    let dev = g.params.device();
+    let s = g.view.slots.len() as i64;
+    let p = g.view.points.len() as i64;
+    let slot_mask = g.view.slot_mask();
+    g.adam
+        .set_mask(0, Some(bool_mask(&g.view.point_mask(), &[1, p, 1], dev)));
+    g.adam
+        .set_mask(1, Some(bool_mask(&slot_mask, &[1, s, 1], dev)));
+    let stroke_mask = if config.constraints.stroke_alpha_only {
+        let m: Vec<bool> = slot_mask
+            .iter()
+            .flat_map(|&t| [false, false, false, t])
+            .collect();
+        bool_mask(&m, &[1, s, 4], dev)
+    } else {
+        bool_mask(&slot_mask, &[1, s, 1], dev)
+    };
+    g.adam.set_mask(2, Some(stroke_mask));
+    g.adam
+        .set_mask(3, Some(bool_mask(&slot_mask, &[1, s], dev)));
+    g.adam.set_mask(4, None);
+}
+
+/// Adds `init_jitter` noise to a group's trainable points (stream `STREAM_INIT`, index `j`).
+fn jitter(g: &mut Group, config: &DistillConfig, j: u64) {
+    let device = g.params.device();
+    let mask = bool_mask(
+        &g.view.point_mask(),
+        &[1, g.view.points.len() as i64, 1],
+        device,
+    );
+    let mut rng = Rng::for_step(config.seed, STREAM_INIT, j);
+    let noise = rng.normal_tensor(&g.params.points.size(), device) * f64::from(config.init_jitter);
+    let _g = tch::no_grad_guard();
+    let mut pts = g.params.points.detach();
+    let jittered = (&pts + noise).where_self(&mask, &pts);
+    pts.copy_(&jittered);
+}
+
+fn palette_tensor(palette: &[[f32; 3]], device: Device) -> Tensor {
+    let flat: Vec<f32> = palette.iter().flatten().copied().collect();
+    Tensor::from_slice(&flat)
+        .view([palette.len() as i64, 3])
+        .to_device(device)
+}
+
+/// `[b, S, 4]` colours whose RGB shows the nearest palette entry, with the gradient of the
+/// free colour (straight-through estimator); alpha passes unchanged.
+fn snap_straight_through(c: &Tensor, pal: &Tensor) -> Tensor {
+    let size = c.size();
+    let rgb = c.narrow(2, 0, 3);
+    let d = (rgb.detach().unsqueeze(2) - pal.view([1, 1, -1, 3]))
+        .square()
+        .sum_dim_intlist(3, false, Kind::Float);
+    let idx = d.argmin(2, false).flatten(0, -1);
+    let snapped = pal.index_select(0, &idx).view([size[0], size[1], 3]);
+    let shown = &rgb + (snapped - &rgb).detach();
+    Tensor::cat(&[shown, c.narrow(2, 3, 1)], 2)
+}
+
+/// The palette colour nearest to `rgb` (squared distance, ties to the first).
+pub(crate) fn nearest(palette: &[[f32; 3]], rgb: [f32; 3]) -> [f32; 3] {
+    let d = |c: &[f32; 3]| (0..3).map(|k| (c[k] - rgb[k]).powi(2)).sum::<f32>();
+    palette
+        .iter()
+        .copied()
+        .min_by(|a, b| d(a).total_cmp(&d(b)))
+        .unwrap_or(rgb)
 }
 
 fn argmax(v: &[f64]) -> usize {

@@ -46,6 +46,18 @@ pub trait Guidance: Send {
     /// The loss of one step. A guidance with its own trainable state (VPSD's LoRA) updates it here.
     fn loss(&mut self, images: &Tensor, ctx: &mut StepCtx) -> Result<GuidanceOutput, DistillError>;
 
+    /// The guidance's estimate of the clean picture each particle is pulled toward
+    /// (`[B, 3, H, W]` in `[0, 1]`, the images' size), e.g. the denoised estimate x̂₀ at a moderate
+    /// timestep. Adaptive primitive control adds shapes where a render disagrees most with it.
+    /// `None` when the guidance has none.
+    fn denoised_target(
+        &mut self,
+        _images: &Tensor,
+        _ctx: &mut StepCtx,
+    ) -> Result<Option<Tensor>, DistillError> {
+        Ok(None)
+    }
+
     /// Changes a named setting during a run (e.g. `cfg`, `t_max`); `Ok(false)` if unknown.
     fn set_param(&mut self, _name: &str, _value: f64) -> Result<bool, DistillError> {
         Ok(false)

@@ -13,12 +13,14 @@
 //!   [`Event`]s over `std::sync::mpsc` channels.
 
 mod adam;
+mod adaptive;
 mod bench;
 mod checkpoint;
-mod demo;
 mod engine;
+mod grid;
 mod guidance;
 mod reference;
+mod region;
 mod reward;
 
 mod schedule;
@@ -27,12 +29,14 @@ mod worker;
 
 pub use crate::rng::Rng;
 pub use adam::{AdamConfig, MaskedAdam};
+pub use adaptive::{AdaptiveConfig, NewShape};
 pub use bench::{DistillBenchResult, bench_distill, bench_reference, random_sd21};
-pub use checkpoint::{CHECKPOINT_VERSION, CheckpointMeta};
-pub use demo::{demo_document, demo_start_request};
+pub use checkpoint::{CHECKPOINT_VERSION, CheckpointMeta, GroupMeta};
 pub use engine::{
-    DistillConfig, Distiller, Frame, LrConfig, Optimise, RewardConfig, RewardMode, StepReport,
+    Constraints, DistillConfig, Distiller, Frame, LrConfig, Optimise, RewardConfig, RewardMode,
+    StepReport,
 };
+pub use grid::grid_document;
 pub use guidance::{Guidance, GuidanceOutput, StepCtx, apply_grad_loss};
 pub use reference::{
     ReferenceConfig, ReferenceGuidance, ReferenceMode, ReferenceTeacher, closed_form_denoiser,

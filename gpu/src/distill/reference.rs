@@ -340,6 +340,31 @@ impl Guidance for ReferenceGuidance {
         })
     }
 
+    fn denoised_target(
+        &mut self,
+        images: &Tensor,
+        ctx: &mut StepCtx,
+    ) -> Result<Option<Tensor>, DistillError> {
+        // x̂₀ at a moderate t (ᾱ ≈ 0.6): the teacher's posterior mean of the noised render,
+        // essentially the reference that render is closest to.
+        let _g = tch::no_grad_guard();
+        let x = self.teacher.prepare(&images.detach());
+        let t = 300usize;
+        let a = self.teacher.alphas_cumprod()[t];
+        let noise = ctx.rng.normal_tensor(&x.size(), x.device());
+        let x_t = &x * a.sqrt() + noise * (1.0 - a).sqrt();
+        let at = Tensor::full([x.size()[0]], a, (Kind::Float, x.device()));
+        let (d, _) = closed_form_denoiser(&x_t, self.teacher.targets(), &at, None, None);
+        let size = images.size();
+        let img = ((d + 1.0) / 2.0).clamp(0.0, 1.0);
+        let img = if img.size()[2..] == size[2..] {
+            img
+        } else {
+            img.upsample_bilinear2d([size[2], size[3]], false, None, None)
+        };
+        Ok(Some(img))
+    }
+
     fn set_param(&mut self, name: &str, value: f64) -> Result<bool, DistillError> {
         match name {
             "t_min" => self.config.time.t_min = value.round().clamp(0.0, 999.0) as i64,

@@ -403,6 +403,41 @@ impl Guidance for SdGuidance {
         self.config.method.as_str().into()
     }
 
+    /// x̂₀ at t = 400 for each particle: `(z_t − √(1−ᾱ) ε̂_CFG) / √ᾱ`, decoded by the VAE and
+    /// resized to the renders.
+    fn denoised_target(
+        &mut self,
+        images: &Tensor,
+        ctx: &mut StepCtx,
+    ) -> Result<Option<Tensor>, DistillError> {
+        let _g = tch::no_grad_guard();
+        let size = images.size();
+        let dev = images.device();
+        let mut rows = Vec::with_capacity(size[0] as usize);
+        for i in 0..size[0] {
+            let z = self.encode(&images.detach().narrow(0, i, 1));
+            let noise = ctx.rng.normal_tensor(&z.size(), dev);
+            let tt = Tensor::from_slice(&[400i64]).to_device(dev);
+            let z_t = self.sd.scheduler.add_noise(&z, &noise, &tt)?;
+            let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
+            let sa = self.sd.scheduler.add_noise(
+                &Tensor::ones_like(&z),
+                &Tensor::zeros_like(&z),
+                &tt,
+            )?;
+            let s1a = self.sd.scheduler.add_noise(
+                &Tensor::zeros_like(&z),
+                &Tensor::ones_like(&z),
+                &tt,
+            )?;
+            let x0 = (z_t - s1a * eps) / sa;
+            let img = self.sd.vae.decode_scaled(&x0.to_kind(self.sd.kind));
+            let img = (img.to_kind(Kind::Float) / 2.0 + 0.5).clamp(0.0, 1.0);
+            rows.push(img.upsample_bilinear2d([size[2], size[3]], false, None, None));
+        }
+        Ok(Some(Tensor::cat(&rows, 0)))
+    }
+
     /// One particle at a time through the VAE encoder (with gradient), so activation memory is
     /// that of one 512² image however many particles there are: each particle's latent
     /// gradient is pulled back to its render right away and collected on a detached copy of

@@ -71,8 +71,12 @@ impl GuidanceSpec {
 
 /// Everything a run needs.
 pub struct StartRequest {
-    /// The document; its parameter view seeds every particle.
+    /// The document; its parameter view seeds every particle unless `starts` is given.
     pub document: Document,
+    /// Where the particles start: `document` (default), given documents, or each its own sample
+    /// of the guidance's model vectorised in a style (made on the worker thread, reported by
+    /// [`Event::Preparing`]).
+    pub starts: crate::generate::StartsFrom,
     /// Run settings.
     pub config: DistillConfig,
     /// The guidance.
@@ -112,6 +116,7 @@ impl StartRequest {
     ) -> Self {
         Self {
             document,
+            starts: crate::generate::StartsFrom::Document,
             config,
             guidance,
             reward: None,
@@ -146,7 +151,7 @@ pub enum Command {
     },
     /// Locks or unlocks shapes.
     SetLocks(Vec<(ShapeId, bool)>),
-    /// The user edited the document: take its state (see [`Distiller::replace_view`]).
+    /// The user edited the document: take its state (see [`Distiller::replace_document`]).
     ReplaceDocument(Box<Document>),
     /// Writes a checkpoint (`.safetensors` + `.json`).
     SaveCheckpoint(PathBuf),
@@ -159,6 +164,13 @@ pub enum Command {
 /// What the worker reports.
 #[derive(Clone, Debug)]
 pub enum Event {
+    /// Start documents are being made (samples vectorised): `done` of `total`.
+    Preparing {
+        /// Particles ready.
+        done: usize,
+        /// Particles in all.
+        total: usize,
+    },
     /// A run started.
     Started {
         /// Guidance name.
@@ -320,7 +332,6 @@ impl Drop for Worker {
 
 struct Session {
     d: Distiller,
-    doc: Document,
     running: bool,
     pending: usize,
     frame_every: usize,
@@ -332,16 +343,13 @@ struct Session {
 impl Session {
     fn documents(&self, events: &Sender<Event>) -> Vec<Document> {
         (0..self.d.config().particles)
-            .filter_map(|i| {
-                let mut doc = self.doc.clone();
-                match self.d.write_into(i, &mut doc) {
-                    Ok(()) => Some(doc),
-                    Err(e) => {
-                        let _ = events.send(Event::Warning {
-                            message: format!("particle {i} not written: {e}"),
-                        });
-                        None
-                    }
+            .filter_map(|i| match self.d.particle_document(i) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    let _ = events.send(Event::Warning {
+                        message: format!("particle {i} not written: {e}"),
+                    });
+                    None
                 }
             })
             .collect()
@@ -424,12 +432,32 @@ fn handle(
         Command::Start(req) => {
             *session = None;
             let req = *req;
-            let guidance = req.guidance.build(req.device)?;
-            let mut d = match &req.resume_from {
-                Some(path) => Distiller::resume(path, guidance, req.device)?,
-                None => {
-                    Distiller::new(&req.document.param_view(), req.config, guidance, req.device)?
+            let starts = if req.resume_from.is_some() {
+                crate::generate::StartsFrom::Document
+            } else {
+                req.starts
+            };
+            let (guidance, docs) = crate::generate::build_with_starts(
+                req.guidance,
+                &starts,
+                req.device,
+                &mut |done, total| {
+                    let _ = events.send(Event::Preparing { done, total });
+                },
+            )
+            .map_err(|e| match e {
+                crate::generate::GenerateError::Distill(d) => d,
+                other => DistillError::Config {
+                    field: "starts".into(),
+                    message: other.to_string(),
+                },
+            })?;
+            let mut d = match (&req.resume_from, docs) {
+                (Some(path), _) => Distiller::resume(path, guidance, req.device)?,
+                (None, Some(docs)) => {
+                    Distiller::from_starts(docs, req.config, guidance, req.device)?
                 }
+                (None, None) => Distiller::new(&req.document, req.config, guidance, req.device)?,
             };
             if let Some(r) = req.reward {
                 d = d.with_reward(r);
@@ -443,17 +471,23 @@ fn handle(
             });
             let s = Session {
                 d,
-                doc: req.document,
                 running: !req.start_paused,
                 pending: 0,
                 frame_every: req.frame_every,
                 snapshot_every: req.snapshot_every,
                 sec_per_step: None,
             };
+            // The start itself (e.g. the vectorised samples) is on screen before the first step.
+            let step = s.d.step_index();
+            if s.frame_every > 0 {
+                for frame in s.d.render_frames()? {
+                    let _ = events.send(Event::Frame { step, frame });
+                }
+            }
+            let documents = s.documents(events);
+            let _ = events.send(Event::Snapshot { step, documents });
             if req.start_paused {
-                let _ = events.send(Event::Paused {
-                    step: s.d.step_index(),
-                });
+                let _ = events.send(Event::Paused { step });
             }
             *session = Some(s);
         }
@@ -506,8 +540,7 @@ fn handle(
         }
         Command::ReplaceDocument(doc) => {
             if let Some(s) = session.as_mut() {
-                s.d.replace_view(&doc.param_view())?;
-                s.doc = *doc;
+                s.d.replace_document(&doc)?;
             }
         }
         Command::SaveCheckpoint(path) => {

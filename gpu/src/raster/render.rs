@@ -246,10 +246,10 @@ pub fn rasterize(
     //    extra sentinel column per row; all windows packed into one flat buffer.
     let n_inst = bsize * nl;
     let win_min = |v: &Tensor, init: i64| {
-        Tensor::full([n_inst], init, i64s(dev)).index_reduce(0, &u_inst, v, "amin", true)
+        Tensor::full([n_inst], init, i64s(dev)).internal_scatter_reduce(0, &u_inst, v, "amin", true)
     };
     let win_max = |v: &Tensor| {
-        Tensor::full([n_inst], -1, i64s(dev)).index_reduce(0, &u_inst, v, "amax", true)
+        Tensor::full([n_inst], -1, i64s(dev)).internal_scatter_reduce(0, &u_inst, v, "amax", true)
     };
     let wx0 = win_min(&lo_x, w);
     let wy0 = win_min(&lo_y, h);
@@ -357,7 +357,7 @@ pub fn rasterize(
         let widx =
             win.off.index_select(0, &inst) + (py - win.y0.index_select(0, &inst)) * stride + px
                 - win.x0.index_select(0, &inst);
-        keys = keys.index_reduce(0, &widx, &key, "amin", true);
+        keys = keys.internal_scatter_reduce(0, &widx, &key, "amin", true);
     }
 
     prof.mark("pairs");

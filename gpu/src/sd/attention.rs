@@ -50,7 +50,11 @@ impl AttentionCapture {
 
     fn record(&self, height: i64, width: i64, probs: Tensor) {
         // probs: (batch, h*w, tokens) averaged over heads.
-        let probs = probs.detach().to_kind(Kind::Float).transpose(1, 2);
+        let probs = probs
+            .detach()
+            .to_kind(Kind::Float)
+            .transpose(1, 2)
+            .contiguous();
         let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
         maps.entry((height, width))
             .and_modify(|(sum, n)| {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use tch::{Device, Kind, Tensor, nn};
 
+use super::attention::AttentionCapture;
 use super::clip::ClipTextTransformer;
 use super::config::{ClipTextConfig, ModelDirs, SchedulerConfig, UNet2DConditionConfig, VaeConfig};
 use super::loader::{
@@ -119,6 +120,90 @@ impl StableDiffusion {
         opts: &Txt2ImgOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Tensor> {
+        self.sample(opts, None, progress)
+    }
+
+    /// [`Self::txt2img`] that also records cross-attention: returns the image and, per word of
+    /// `words`, its attention map `(H', W')` over the latent (summed over the word's tokens,
+    /// averaged over heads, layers at 1/2 and 1/4 of the latent size (all layers when none is
+    /// there) and denoising steps, for the conditional pass). A word that is not in the prompt
+    /// is an error naming it.
+    pub fn txt2img_with_attention(
+        &mut self,
+        opts: &Txt2ImgOptions,
+        words: &[String],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let prompt_ids = self.tokenizer.tokenize(&opts.prompt);
+        let mut positions = Vec::with_capacity(words.len());
+        for w in words {
+            let ids = self.tokenizer.tokenize(w);
+            let found = (!ids.is_empty())
+                .then(|| {
+                    prompt_ids
+                        .windows(ids.len())
+                        .position(|win| win == ids.as_slice())
+                })
+                .flatten();
+            let Some(start) = found else {
+                return Err(SdError::InvalidArgument {
+                    name: "objects".into(),
+                    message: format!("`{w}` is not a word of the prompt \"{}\"", opts.prompt),
+                });
+            };
+            // +1: the BOS token comes first.
+            positions.push((start + 1..start + 1 + ids.len()).collect::<Vec<usize>>());
+        }
+        let f = self.vae.config.scale_factor();
+        let lat = opts
+            .size
+            .map(|(h, _)| h / f)
+            .or_else(|| {
+                self.unet
+                    .config
+                    .sample_size
+                    .as_ref()
+                    .and_then(|v| v.as_i64())
+            })
+            .unwrap_or(64);
+        let capture = AttentionCapture::new(&[lat / 2, lat / 4]);
+        let image = self.sample(opts, Some(&capture), progress)?;
+        let capture = if capture.aggregate(lat).is_some() {
+            capture
+        } else {
+            let all = AttentionCapture::new(&[lat, lat / 2, lat / 4, lat / 8]);
+            let _ = self.sample(opts, Some(&all), &mut |_, _| {})?;
+            all
+        };
+        let maps = capture
+            .aggregate(lat)
+            .ok_or_else(|| SdError::InvalidArgument {
+                name: "objects".into(),
+                message: "the UNet has no cross-attention layer to read object masks from".into(),
+            })?;
+        // Batch [uncond, cond]: the conditional pass is row 1.
+        let cond = maps
+            .get(maps.size()[0] - 1)
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu);
+        let out = positions
+            .iter()
+            .map(|pos| {
+                pos.iter()
+                    .map(|&p| cond.get(p as i64))
+                    .reduce(|a, b| a + b)
+                    .unwrap_or_else(|| cond.get(0).zeros_like())
+            })
+            .collect();
+        Ok((image, out))
+    }
+
+    fn sample(
+        &mut self,
+        opts: &Txt2ImgOptions,
+        capture: Option<&AttentionCapture>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor> {
         let f = self.vae.config.scale_factor();
         let (height, width) = opts.size.unwrap_or_else(|| {
             let s = self
@@ -148,7 +233,15 @@ impl StableDiffusion {
         for (i, &t) in timesteps.iter().enumerate() {
             let input = Tensor::cat(&[&latents, &latents], 0);
             let tt = Tensor::from_slice(&[t]).to_device(self.device);
-            let out = self.unet.forward(&input, &tt, &text, 0.0)?;
+            let out = self.unet.forward_with(
+                &input,
+                &tt,
+                &text,
+                super::unet_2d::UNetInputs {
+                    capture,
+                    ..Default::default()
+                },
+            )?;
             let parts = out.chunk(2, 0);
             let guided = &parts[0] + (&parts[1] - &parts[0]) * opts.cfg;
             latents = self.scheduler.step(&guided, t, &latents);

@@ -1,20 +1,15 @@
-//! The weight-free demo: a grid of vector squares distilled toward a few bundled images by the
-//! reference teacher (VPSD, so the particles spread over the images).
+//! A grid of grey squares: the old start of every run, now the baseline that
+//! `vecdream bench generate` measures vectorised starts against, and a small, regular test scene.
 
 use kurbo::Point;
-use tch::Device;
 use vecdream_core::paint::Paint;
 use vecdream_core::{
     Document, FillRule, NodeMeta, Object, ObjectChild, PrimitiveKind, Rgba, Shape, Subpath,
 };
 
-use super::engine::DistillConfig;
-use super::reference::{ReferenceConfig, ReferenceMode};
-use super::worker::{GuidanceSpec, StartRequest};
-
 /// A `size × size` document holding `cells × cells` grey squares (closed 4-segment cubics,
-/// handles on the edges) in one object named "grid": an initial state that can take any picture.
-pub fn demo_document(cells: usize, size: f64) -> Document {
+/// handles on the edges) in one object named "grid".
+pub fn grid_document(cells: usize, size: f64) -> Document {
     let mut doc = Document::new(size, size);
     doc.background = Rgba::WHITE;
     let cell = size / cells.max(1) as f64;
@@ -55,25 +50,4 @@ pub fn demo_document(cells: usize, size: f64) -> Document {
         children,
     });
     doc
-}
-
-/// A worker request for the demo: 4 particles of a 16×16 grid on a 64-unit canvas, reference VPSD
-/// over `images` (straight RGBA8 `(width, height, pixels)`), 400 steps, rendered at 64 px.
-pub fn demo_start_request(images: Vec<(u32, u32, Vec<u8>)>, device: Device) -> StartRequest {
-    let config = DistillConfig {
-        steps: 400,
-        particles: 4,
-        render_size: 64,
-        ..DistillConfig::default()
-    };
-    let guidance = GuidanceSpec::Reference {
-        images,
-        config: ReferenceConfig {
-            mode: ReferenceMode::Vpsd,
-            ..ReferenceConfig::default()
-        },
-    };
-    let mut req = StartRequest::new(demo_document(16, 64.0), config, guidance, device);
-    req.snapshot_every = 100;
-    req
 }
