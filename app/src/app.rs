@@ -95,6 +95,7 @@ pub struct VecdreamApp {
     events_received: usize,
     vectorizing: Option<std::sync::mpsc::Receiver<crate::io::VectorizeMsg>>,
     recoloring: Option<crate::recolor_job::RecolorJob>,
+    preview: crate::preview::PreviewRenderer,
     /// Vectorising gives shaded regions linear-gradient fills (off: flat colours only).
     vectorize_gradients: bool,
 }
@@ -152,6 +153,7 @@ impl VecdreamApp {
             events_received: 0,
             vectorizing: None,
             recoloring: None,
+            preview: crate::preview::PreviewRenderer::new(),
             vectorize_gradients: true,
         };
         app.validate_model_folder();
@@ -343,6 +345,7 @@ impl VecdreamApp {
             self.editor = Some(Editor::new(request.document.clone()));
         }
         self.loss.clear();
+        self.preview.reset();
         self.viewport.truncate_particles(request.config.particles);
         self.run = RunStatus {
             active: true,
@@ -413,6 +416,12 @@ impl VecdreamApp {
             }
             Event::Frame { frame, .. } => {
                 self.frames_received += 1;
+                // The active particle is shown crisply (vector previews) once one is there.
+                if frame.particle == self.viewport.active_particle
+                    && self.preview.shown_step.is_some()
+                {
+                    return;
+                }
                 let image = egui::ColorImage::from_rgba_unmultiplied(
                     [frame.width, frame.height],
                     &frame.rgba,
@@ -439,7 +448,13 @@ impl VecdreamApp {
             Event::StepSkipped { step, reason } => {
                 self.status.message = Some(format!("Step {step} skipped: {reason}"));
             }
-            Event::Snapshot { documents, .. } => self.take_particles(documents),
+            Event::Snapshot { step, documents } => {
+                self.take_particles(documents);
+                if let Some(doc) = self.document() {
+                    let doc = doc.clone();
+                    self.preview.request(step, &doc, 512);
+                }
+            }
             Event::Paused { step } => {
                 self.run.paused = true;
                 self.run.step = step;
@@ -696,7 +711,20 @@ impl VecdreamApp {
     /// the viewport's resolution (a running run streams the worker's renders instead).
     fn show_crisp_document(&mut self, ctx: &egui::Context) {
         if let Some(doc) = self.document().cloned() {
+            self.preview.shown_step = Some(self.run.step);
             self.show_document_frame(ctx, &doc);
+        }
+    }
+
+    fn poll_preview(&mut self, ctx: &egui::Context) {
+        match self.preview.poll() {
+            Some(Ok((_, w, h, px))) => {
+                let image = egui::ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &px);
+                self.viewport
+                    .set_particle_frame(ctx, self.viewport.active_particle, image);
+            }
+            Some(Err(e)) => tracing::warn!("preview: {e}"),
+            None => {}
         }
     }
 
@@ -845,6 +873,7 @@ impl eframe::App for VecdreamApp {
         self.poll_worker(&ctx);
         self.poll_vectorize(&ctx);
         self.poll_recolor(&ctx);
+        self.poll_preview(&ctx);
         self.handle_drops(&ctx);
 
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));

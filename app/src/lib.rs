@@ -10,6 +10,7 @@ pub mod dialogs;
 pub mod generation;
 pub mod io;
 pub mod model_folder;
+pub mod preview;
 pub mod recolor_job;
 pub mod settings;
 

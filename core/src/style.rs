@@ -243,13 +243,15 @@ impl Style {
                 primitive: PrimitiveKind::OpenPath,
                 paths: 384,
                 segments_per_stroke: 2,
-                stroke_width: 5.0,
-                width_range: [1.5, 12.0],
+                stroke_width: 2.5,
+                width_range: [1.0, 4.0],
+                // A painter's strokes keep the colour they were loaded with (picked from the
+                // sample, each a little lighter or darker): the brush texture stays visible.
                 trained: Trained {
                     points: true,
                     fill: false,
                     stroke: true,
-                    stroke_alpha_only: false,
+                    stroke_alpha_only: true,
                     width: true,
                 },
                 color: ColorRule::Free,
@@ -382,6 +384,9 @@ fn check_pixel_grid(doc: &Document) -> Result<(), String> {
     for o in &doc.objects {
         for s in o.shapes() {
             let bad = |why: String| Err(format!("pixel \"{}\": {why}", s.meta.name));
+            if s.fill.as_ref().is_none_or(|f| f.mean_color().a < 0.999) {
+                return bad("not an opaque cell".into());
+            }
             let [sp] = s.subpaths.as_slice() else {
                 return bad(format!("{} subpaths, expected 1", s.subpaths.len()));
             };

@@ -145,6 +145,9 @@ pub struct Constraints {
     pub width_range: Option<[f32; 2]>,
     /// Only the stroke opacity is trained; its colour stays (ink & wash stays black).
     pub stroke_alpha_only: bool,
+    /// Fill opacity is never trained (pixel-art cells stay opaque).
+    #[serde(default)]
+    pub fill_alpha_fixed: bool,
 }
 
 impl Default for DistillConfig {
@@ -944,8 +947,13 @@ pub(crate) fn set_masks(g: &mut Group, config: &DistillConfig) {
     let slot_mask = g.view.slot_mask();
     g.adam
         .set_mask(0, Some(bool_mask(&g.view.point_mask(), &[1, p, 1], dev)));
-    g.adam
-        .set_mask(1, Some(bool_mask(&slot_mask, &[1, s, 1], dev)));
+    let fill_mask = if config.constraints.fill_alpha_fixed {
+        let m: Vec<bool> = slot_mask.iter().flat_map(|&t| [t, t, t, false]).collect();
+        bool_mask(&m, &[1, s, 4], dev)
+    } else {
+        bool_mask(&slot_mask, &[1, s, 1], dev)
+    };
+    g.adam.set_mask(1, Some(fill_mask));
     let stroke_mask = if config.constraints.stroke_alpha_only {
         let m: Vec<bool> = slot_mask
             .iter()

@@ -177,6 +177,7 @@ pub fn distill_config(setup: &GenerateSetup, canvas: f64) -> DistillConfig {
                 .unwrap_or_default(),
             width_range: p.style.is_stroked().then_some([lo as f32, hi as f32]),
             stroke_alpha_only: p.trained.stroke_alpha_only,
+            fill_alpha_fixed: p.style == Style::PixelArt,
         },
         adaptive,
         region_weight: setup.region_weight,

@@ -78,7 +78,13 @@ fn vectorize_cfg(
 ) -> VectorizeConfig {
     let style = vstyle(setup.options.style);
     VectorizeConfig {
-        budget: Budget::Paths(paths.max(1)),
+        // Low-poly facets: few edges per polygon (1.5 edges per path of the budget in all, so the
+        // polygons the image needs are triangles and quadrilaterals).
+        budget: if style == vectorize::Style::LowPoly {
+            Budget::Segments((paths * 3 / 2).max(8))
+        } else {
+            Budget::Paths(paths.max(1))
+        },
         style,
         // Distillation trains solid colours; icons are flat anyway.
         gradients: false,
@@ -117,6 +123,9 @@ fn filled_start(
     if sample.objects.is_empty() || setup.options.style == Style::PixelArt {
         let mut doc = run_vectorizer(img, &vectorize_cfg(setup, preset.paths, seed, device))?;
         apply_content(&mut doc, setup.options.content);
+        if setup.options.style == Style::PixelArt {
+            opaque_cells(&mut doc);
+        }
         return Ok(doc);
     }
     let n = img.width * img.height;
@@ -167,6 +176,29 @@ fn filled_start(
         parts.push((name.clone(), doc));
     }
     Ok(merge_as_objects(img.width as f64, img.height as f64, parts))
+}
+
+/// Pixel art has no half-transparent cells: a cell at least half opaque becomes opaque, the
+/// others are removed (the canvas shows through, as an empty pixel).
+fn opaque_cells(doc: &mut Document) {
+    use vecdream_core::paint::Paint;
+    for o in &mut doc.objects {
+        for c in &mut o.children {
+            if let ObjectChild::Component(comp) = c {
+                comp.shapes.retain_mut(|s| match &mut s.fill {
+                    Some(Paint::Solid(c)) if c.a >= 0.5 => {
+                        c.a = 1.0;
+                        true
+                    }
+                    Some(Paint::Solid(_)) => false,
+                    _ => true,
+                });
+            }
+        }
+        o.children
+            .retain(|c| !matches!(c, ObjectChild::Component(comp) if comp.shapes.is_empty()));
+    }
+    doc.objects.retain(|o| !o.children.is_empty());
 }
 
 /// One object per part, named by the part; each of the part's vectoriser objects becomes a

@@ -142,7 +142,17 @@ pub fn place_strokes(plan: &StrokePlan, rng: &mut Rng) -> Vec<Shape> {
                 0.0,
                 if plan.preset.trained.stroke { 0.8 } else { 1.0 },
             ),
-            vecdream_core::style::ColorRule::Free => Rgba::new(col[0], col[1], col[2], 0.9),
+            vecdream_core::style::ColorRule::Free => {
+                // Each stroke a little lighter or darker and warmer or cooler than the picture.
+                let shade = 1.0 + (rng.uniform() as f32 - 0.5) * 0.16;
+                let warm = (rng.uniform() as f32 - 0.5) * 0.06;
+                Rgba::new(
+                    (col[0] * shade + warm).clamp(0.0, 1.0),
+                    (col[1] * shade).clamp(0.0, 1.0),
+                    (col[2] * shade - warm).clamp(0.0, 1.0),
+                    0.9,
+                )
+            }
         };
         shapes.push(Shape {
             meta: NodeMeta::new(NodeId(0), format!("stroke {}", k + 1)),
