@@ -58,6 +58,9 @@ pub struct GenerateArgs {
     /// Continue the checkpoint in OUTDIR.
     #[arg(long)]
     pub resume: bool,
+    /// Write checkpoint.safetensors every N steps (and at the end).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_every: u64,
     /// Output folder.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
@@ -179,7 +182,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         render_size: args.size,
         ..DistillConfig::default()
     };
-    optimise(doc, config, guidance, device, args.resume, &args.out)
+    let every = args.checkpoint_every as usize;
+    optimise(doc, config, guidance, device, args.resume, every, &args.out)
 }
 
 /// Runs `vecdream edit` (DDS, one particle).
@@ -204,7 +208,7 @@ pub fn run_edit(args: EditArgs) -> anyhow::Result<()> {
         render_size: args.size,
         ..DistillConfig::default()
     };
-    optimise(doc, dconfig, guidance, device, false, &args.out)
+    optimise(doc, dconfig, guidance, device, false, 100, &args.out)
 }
 
 fn optimise(
@@ -213,6 +217,7 @@ fn optimise(
     guidance: Box<dyn Guidance>,
     device: vecdream_gpu::tch::Device,
     resume: bool,
+    checkpoint_every: usize,
     out: &Path,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -226,6 +231,10 @@ fn optimise(
         Distiller::new(&doc.param_view(), config, guidance, device)?
     };
     let csv_path = out.join("loss.csv");
+    if resume {
+        // Rows logged after the checkpoint (a run killed between checkpoints) are redone: drop them.
+        keep_rows_up_to(&csv_path, d.step_index())?;
+    }
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
         .append(resume)
@@ -244,7 +253,7 @@ fn optimise(
         writeln!(csv, "{},{},{}", r.step, r.loss, r.skipped.is_some())?;
         pb.set_position(r.step as u64);
         pb.set_message(format!("loss {:.4}", r.loss));
-        if r.step % 100 == 0 {
+        if r.step % checkpoint_every == 0 {
             d.save_checkpoint(&ckpt)?;
         }
     }
@@ -266,6 +275,28 @@ fn optimise(
         d.config().particles,
         out.display()
     );
+    Ok(())
+}
+
+/// Keeps the header and the rows of steps ≤ `step` in `loss.csv` (rewritten atomically).
+fn keep_rows_up_to(csv: &Path, step: usize) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(csv) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_none_or(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        vecdream_core::atomic::write_atomic(csv, kept.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     Ok(())
 }
 
