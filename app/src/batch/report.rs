@@ -1,6 +1,7 @@
 //! `batch report`: `OUT/summary.csv` (one row per job: state, time, device, final loss, every setting)
 //! and `OUT/index.html`, a self-contained contact sheet of every job's particle images (relative links,
-//! so the folder can be copied or served as it is), filterable by state and text.
+//! so the folder can be copied or served as it is), filterable by state and text (`index.html#failed`
+//! opens with only the failed jobs shown).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -288,6 +289,7 @@ input[type=search]{border:1px solid var(--line);border-radius:8px;padding:6px 10
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:18px;padding:22px 28px 40px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:12px;overflow:hidden;display:flex;flex-direction:column;box-shadow:0 1px 2px rgba(20,30,50,.04)}
 .card.failed{border-color:#f0c4c4}
+.card.failed .empty{aspect-ratio:8}
 .head{display:flex;justify-content:space-between;align-items:baseline;gap:8px;padding:11px 14px 2px}
 .id{font:600 13px ui-monospace,SFMono-Regular,Menlo,monospace;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .badge{font-size:11px;font-weight:650;text-transform:uppercase;letter-spacing:.04em;padding:2px 8px;border-radius:999px;color:#fff;flex:none}
@@ -298,7 +300,8 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:
 .thumbs a{display:block;aspect-ratio:1;border-radius:6px;overflow:hidden;border:1px solid var(--line);background:repeating-conic-gradient(#eef0f3 0 25%,#fff 0 50%) 0 0/16px 16px}
 .thumbs img{width:100%;height:100%;object-fit:contain;display:block}
 .thumbs img.px{image-rendering:pixelated}
-.empty{margin:0 14px;aspect-ratio:3;border:1px dashed var(--line);border-radius:8px;display:flex;align-items:center;justify-content:center;color:var(--muted);font-size:12.5px}
+.thumbs.one{grid-template-columns:minmax(0,196px)}
+.empty{margin:0 14px;aspect-ratio:4;border:1px dashed var(--line);border-radius:8px;display:flex;align-items:center;justify-content:center;color:var(--muted);font-size:12.5px}
 .error{margin:8px 14px 0;padding:8px 10px;border-radius:8px;background:#fdf0f0;color:#8f2525;font:12px ui-monospace,Menlo,monospace;white-space:pre-wrap;word-break:break-word;max-height:96px;overflow:auto}
 dl{display:flex;flex-wrap:wrap;gap:4px 14px;margin:10px 14px 12px;font-size:12px;color:var(--muted)}
 dl div{display:flex;gap:4px}dt{margin:0}dd{margin:0;color:var(--ink);font-variant-numeric:tabular-nums}
@@ -313,11 +316,13 @@ const SCRIPT: &str = r#"
   function apply(){cards.forEach(function(c){
     var ok=(state==='all'||c.dataset.state===state)&&(!q||c.dataset.text.indexOf(q)>=0);
     c.classList.toggle('hidden',!ok);});}
-  [].forEach.call(document.querySelectorAll('.chip[data-filter]'),function(b){
-    b.addEventListener('click',function(){state=b.dataset.filter;
-      [].forEach.call(document.querySelectorAll('.chip[data-filter]'),function(o){o.classList.toggle('on',o===b);});
-      apply();});});
+  var chips=[].slice.call(document.querySelectorAll('.chip[data-filter]'));
+  function pick(s){state=s;chips.forEach(function(o){o.classList.toggle('on',o.dataset.filter===s);});
+    if(history.replaceState)history.replaceState(null,'',s==='all'?location.pathname:'#'+s);apply();}
+  chips.forEach(function(b){b.addEventListener('click',function(){pick(b.dataset.filter);});});
   document.getElementById('q').addEventListener('input',function(e){q=e.target.value.toLowerCase();apply();});
+  var h=location.hash.slice(1);
+  if(chips.some(function(c){return c.dataset.filter===h;}))pick(h);
 })();
 "#;
 
@@ -445,7 +450,11 @@ pub fn index_html(out: &Path, rows: &[ReportRow], now_unix: u64) -> String {
             };
             let _ = write!(h, "<div class=\"empty\">{}</div>", esc(&what));
         } else {
-            h.push_str("<div class=\"thumbs\">");
+            h.push_str(if r.images.len() == 1 {
+                "<div class=\"thumbs one\">"
+            } else {
+                "<div class=\"thumbs\">"
+            });
             for img in &r.images {
                 // Link a particle's PNG to its SVG when there is one.
                 let svg = img
