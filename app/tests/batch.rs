@@ -161,6 +161,20 @@ fn reruns_skip_done_jobs_and_only_retry_failed_ones_when_asked() {
         assert!(html.contains(src), "missing {src} in index.html");
     }
     assert_eq!(html.matches("<article").count(), 3);
+
+    // A done job whose line changed under the same id is not redone silently: the rerun says so.
+    let edited =
+        std::fs::read_to_string(&jobs)
+            .unwrap()
+            .replacen("\"steps\":12", "\"steps\":13", 1);
+    std::fs::write(&jobs, edited).unwrap();
+    let o = ok(&args);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("a: already done, with other settings than line 1 has now"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("c: already done\n"), "{stdout}");
 }
 
 #[test]

@@ -427,7 +427,20 @@ pub fn run_batch(jobs: &JobsFile, out: &Path, opts: &RunOptions) -> anyhow::Resu
                 summary.failed.push((job.id.clone(), e));
             }
             Ok(Outcome::AlreadyDone) => {
-                println!("{tag}: already done");
+                let changed = read_status(&out.join(&job.id))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.config != job.config);
+                if changed {
+                    println!(
+                        "{tag}: already done, with other settings than line {} has now (delete {} to \
+                         run it again, or give the job another id)",
+                        job.line,
+                        out.join(&job.id).display()
+                    );
+                } else {
+                    println!("{tag}: already done");
+                }
                 summary.already_done += 1;
             }
             Ok(Outcome::AlreadyFailed) => {
