@@ -492,7 +492,8 @@ fn parse_line(
     };
     // Parse with the real CLI (placeholder output folder) to check values and fill in defaults.
     let argv = job.argv(Path::new("OUT").join(&job.id).as_path(), false);
-    let matches = Cli::command()
+    let matches = cli
+        .clone()
         .try_get_matches_from(argv)
         .map_err(|e| explain_clap_error(&e, sub))?;
     let sub_matches = matches
