@@ -229,8 +229,16 @@ fn two_workers_on_one_folder_run_each_job_once() {
 fn a_killed_workers_lock_is_taken_over_and_its_job_resumes_from_the_checkpoint() {
     let dir = scratch("batch", "stale-lock");
     copy_test_images(&dir);
-    let long = r#"{"kind":"generate","id":"long","reference":["data/blue.svg","data/yellow.svg"],"particles":1,"steps":400,"size":24,"cells":3,"seed":9,"checkpoint_every":10}"#;
-    let jobs = write_jobs(&dir, &[long.to_string()]);
+    let long = generate_job_sized(
+        "long",
+        &["blue.svg", "yellow.svg"],
+        1,
+        24,
+        400,
+        9,
+        r#","checkpoint_every":10"#,
+    );
+    let jobs = write_jobs(&dir, &[long]);
     let out = dir.join("out");
     let job = out.join("long");
     let args = ["batch", "run", p(&jobs), "-o", p(&out), "--threads", "1"];

@@ -173,13 +173,42 @@ pub fn checkpoint_step(dir: &Path) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(&t).ok()?["step"].as_u64()
 }
 
-/// A tiny reference-teacher generate job (≈0.2–0.5 s in a debug build).
-pub fn generate_job(id: &str, refs: &[&str], steps: u32, seed: u32, extra: &str) -> String {
+/// The `generate` field for a start document of ≈9 shapes: `cells` (a grid of squares) where the CLI
+/// has `--cells`, else `paths` (the path budget of the style presets that replace it). The jobs file
+/// takes whatever flags the CLI has, so the tests ask the binary which.
+pub fn few_shapes() -> &'static str {
+    static FIELD: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    FIELD.get_or_init(|| {
+        let help = ok(&["generate", "--help"]);
+        if String::from_utf8_lossy(&help.stdout).contains("--cells") {
+            r#""cells":3"#
+        } else {
+            r#""paths":9"#
+        }
+    })
+}
+
+/// A reference-teacher generate job of `particles` particles at `size` px.
+pub fn generate_job_sized(
+    id: &str,
+    refs: &[&str],
+    particles: u32,
+    size: u32,
+    steps: u32,
+    seed: u32,
+    extra: &str,
+) -> String {
     let refs: Vec<String> = refs.iter().map(|r| format!("\"data/{r}\"")).collect();
     format!(
-        r#"{{"kind":"generate","id":"{id}","reference":[{}],"particles":2,"steps":{steps},"size":32,"cells":3,"seed":{seed}{extra}}}"#,
-        refs.join(",")
+        r#"{{"kind":"generate","id":"{id}","reference":[{}],"particles":{particles},"steps":{steps},"size":{size},{},"seed":{seed}{extra}}}"#,
+        refs.join(","),
+        few_shapes()
     )
+}
+
+/// A tiny reference-teacher generate job: 2 particles at 32 px (≈0.2–0.5 s in a debug build).
+pub fn generate_job(id: &str, refs: &[&str], steps: u32, seed: u32, extra: &str) -> String {
+    generate_job_sized(id, refs, 2, 32, steps, seed, extra)
 }
 
 /// A tiny vectorize job.
