@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod autosave;
+pub mod batch;
 pub mod cli;
 pub mod demo;
 pub mod dialogs;

@@ -313,6 +313,10 @@ pub fn run_edit(args: EditArgs) -> anyhow::Result<()> {
 fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow::Result<()> {
     let ckpt = out.join("checkpoint.safetensors");
     let csv_path = out.join("loss.csv");
+    if resume {
+        // Steps logged after the checkpoint (a run killed between checkpoints) are run again.
+        keep_rows_up_to(&csv_path, d.step_index())?;
+    }
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
         .append(resume)
@@ -368,6 +372,28 @@ fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow:
         d.config().particles,
         out.display()
     );
+    Ok(())
+}
+
+/// Keeps the header and the rows of steps ≤ `step` in `loss.csv` (rewritten atomically).
+fn keep_rows_up_to(csv: &Path, step: usize) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(csv) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_none_or(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        vecdream_core::atomic::write_atomic(csv, kept.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     Ok(())
 }
 

@@ -49,6 +49,9 @@ pub enum Command {
     Vectorize(vectorize::VectorizeArgs),
     /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
     Txt2img(sd::Txt2ImgArgs),
+    /// Run many jobs from a jobs file, resumably, sharded over Slurm arrays or Kubernetes Indexed Jobs.
+    #[command(subcommand)]
+    Batch(crate::batch::BatchCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -82,6 +85,7 @@ impl Command {
             Command::Recolor(args) => recolor::run(&args),
             Command::Vectorize(args) => vectorize::run(&args),
             Command::Txt2img(args) => sd::txt2img(&args),
+            Command::Batch(batch) => batch.run(),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
             Command::Bench(BenchCommand::Distill(args)) => generate::bench(&args),
