@@ -50,6 +50,12 @@ pub struct AppOptions {
     /// Leave out the numbers that vary from run to run and machine to machine (UI frame time, it/s,
     /// ETA), so snapshot tests of a run are deterministic.
     pub hide_timings: bool,
+    /// The compute device runs use; `None` picks [`vecdream_gpu::device::best_device`] (which honours
+    /// `VECDREAM_DEVICE`). Tests pin the CPU so a GPU host cannot change their results.
+    pub device: Option<vecdream_gpu::tch::Device>,
+    /// Whether `VECDREAM_MODEL` may override the model folder of the settings (off in tests, so a
+    /// user's environment cannot change them).
+    pub model_env: bool,
 }
 
 impl Default for AppOptions {
@@ -62,6 +68,8 @@ impl Default for AppOptions {
             persist: true,
             autostart_demo: true,
             hide_timings: false,
+            device: None,
+            model_env: true,
         }
     }
 }
@@ -69,6 +77,8 @@ impl Default for AppOptions {
 /// The vecdream editor.
 pub struct VecdreamApp {
     settings: Settings,
+    device: Option<vecdream_gpu::tch::Device>,
+    model_env: bool,
     dialogs: Box<dyn FileDialogs>,
     prompt: PromptPanel,
     run_panel: RunPanel,
@@ -122,6 +132,8 @@ impl VecdreamApp {
                 guided_by: String::new(),
             },
             settings,
+            device: options.device,
+            model_env: options.model_env,
             dialogs: options.dialogs,
             run_panel: RunPanel {
                 hide_timings: options.hide_timings,
@@ -173,7 +185,17 @@ impl VecdreamApp {
         self.editor.as_ref().map(Editor::document)
     }
 
-    /// The selected nodes.
+    /// The particles' documents of the last snapshot the worker sent.
+    pub fn particle_documents(&self) -> &[Document] {
+        &self.particle_docs
+    }
+
+    /// The central viewport (zoom, pan, where the canvas is on screen).
+    pub fn viewport(&self) -> &Viewport {
+        &self.viewport
+    }
+
+    /// The current selection.
     pub fn selection(&self) -> &Selection {
         &self.selection
     }
@@ -294,8 +316,17 @@ impl VecdreamApp {
         }
     }
 
+    /// The model folder in effect: `VECDREAM_MODEL` (unless the options turned it off), else the settings'.
+    fn model_folder(&self) -> Option<PathBuf> {
+        if self.model_env {
+            self.settings.effective_model_folder()
+        } else {
+            self.settings.model_folder.clone()
+        }
+    }
+
     fn validate_model_folder(&mut self) {
-        let folder = self.settings.effective_model_folder();
+        let folder = self.model_folder();
         self.model = ModelFolderStatus {
             folder: folder.as_ref().map(|f| f.display().to_string()),
             verdict: folder.as_deref().map(crate::model_folder::inspect),
@@ -306,7 +337,9 @@ impl VecdreamApp {
     /// folder is set, else the reference-image teacher (the chosen references or the bundled demo).
     pub fn start_run(&mut self, ctx: &egui::Context) {
         let s = self.prompt.settings.clone();
-        let device = vecdream_gpu::device::best_device();
+        let device = self
+            .device
+            .unwrap_or_else(vecdream_gpu::device::best_device);
         let model_ok = matches!(&self.model.verdict, Some(Ok(_)));
         let built = if s.method == GuidanceMethod::Reference {
             let images: Vec<_> = if self.references.is_empty() {
@@ -316,7 +349,7 @@ impl VecdreamApp {
             };
             crate::generation::reference_request(&s, images, self.document(), device)
         } else {
-            let (true, Some(model_dir)) = (model_ok, self.settings.effective_model_folder()) else {
+            let (true, Some(model_dir)) = (model_ok, self.model_folder()) else {
                 let why = match &self.model.verdict {
                     Some(Err(why)) => why.clone(),
                     _ => "no model folder is set".into(),

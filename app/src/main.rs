@@ -12,6 +12,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = vecdream_gpu::device::device_from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Some(command) => command.run(),
         None => vecdream_app::app::run_window(),

@@ -287,3 +287,195 @@ fn generate_from_reference_images_writes_particles_and_resumes() {
         .collect();
     assert_eq!(steps2, (1..=10).collect::<Vec<_>>(), "{rows2}");
 }
+
+/// The tiny random Stable Diffusion fixture (made by diffusers, committed under tests/fixtures).
+fn tiny_sd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-sd15")
+}
+
+/// Numbers in an SVG's path data and coordinates, as written.
+fn svg_numbers(svg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in svg.chars() {
+        if c.is_ascii_digit() || c == '.' || (c == '-' && cur.is_empty()) {
+            cur.push(c);
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    out
+}
+
+#[test]
+fn convert_writes_at_most_the_requested_decimals() {
+    let dir = scratch("convert-precision");
+    let input = shared("svg/twemoji/1f404.svg");
+    let decimals = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let d = text.find("<path").expect("a path");
+        svg_numbers(&text[d..])
+            .iter()
+            .filter_map(|n| n.split_once('.').map(|(_, f)| f.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    for precision in [1usize, 4] {
+        let out = dir.join(format!("p{precision}.svg"));
+        ok(&[
+            "convert",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--precision",
+            &precision.to_string(),
+        ]);
+        let max = decimals(&out);
+        assert!(max <= precision, "--precision {precision}: {max} decimals");
+        // The twemoji cow has coordinates with more decimals than 1, so the option is what cuts them.
+        if precision == 4 {
+            assert!(max > 1, "--precision 4 kept only {max} decimals");
+        }
+    }
+}
+
+#[test]
+fn vectorize_turns_a_photo_into_a_layered_svg() {
+    let dir = scratch("vectorize");
+    let out = dir.join("logo.svg");
+    let stderr = String::from_utf8_lossy(
+        &run(&[
+            "vectorize",
+            shared("images/logo.png").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--paths",
+            "24",
+            "--size",
+            "64",
+            "--steps",
+            "20",
+        ])
+        .stderr,
+    )
+    .to_string();
+    let import = vecdream_core::import_svg(&out).unwrap_or_else(|e| panic!("{e}\n{stderr}"));
+    let doc = import.document;
+    assert!(
+        (2..=30).contains(&doc.shape_count()),
+        "{} shapes",
+        doc.shape_count()
+    );
+    assert!(doc.objects.len() >= 2, "one object only: not layered");
+}
+
+#[test]
+fn generate_from_a_prompt_with_the_tiny_model_and_an_init_svg() {
+    let dir = scratch("generate-prompt");
+    let init = shared("svg/twemoji/1f499.svg");
+    let out = dir.join("run");
+    let res = run(&[
+        "generate",
+        "--prompt",
+        "a blue heart",
+        "--model",
+        tiny_sd().to_str().unwrap(),
+        "--method",
+        "sds",
+        "--particles",
+        "1",
+        "--steps",
+        "2",
+        "--size",
+        "64",
+        "--init",
+        init.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let rows = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    // --init: the particle keeps the init file's objects and shape count (SDS moves points, adds none).
+    let init_doc = vecdream_core::import_svg(&init).unwrap().document;
+    let p = vecdream_core::import_svg(&out.join("particle_0.svg"))
+        .unwrap()
+        .document;
+    assert_eq!(p.shape_count(), init_doc.shape_count());
+    assert!(out.join("particle_0.png").is_file());
+}
+
+#[test]
+fn edit_moves_an_svg_toward_a_new_prompt() {
+    let dir = scratch("edit");
+    let input = shared("svg/twemoji/1f7e8.svg");
+    let out = dir.join("edited");
+    let res = run(&[
+        "edit",
+        input.to_str().unwrap(),
+        "--source",
+        "a yellow square",
+        "--prompt",
+        "a red square",
+        "--model",
+        tiny_sd().to_str().unwrap(),
+        "--steps",
+        "3",
+        "--size",
+        "64",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let before = vecdream_core::import_svg(&input).unwrap().document;
+    let after = vecdream_core::import_svg(&out.join("particle_0.svg"))
+        .unwrap()
+        .document;
+    assert_eq!(after.shape_count(), before.shape_count());
+    assert_ne!(
+        before.param_view().points,
+        after.param_view().points,
+        "DDS changed nothing"
+    );
+}
+
+#[test]
+fn vecdream_device_values_are_checked_at_start() {
+    for (value, expected) in [
+        ("gpu", "expected cpu, cuda or cuda:N"),
+        ("cuda:x", "`x` is not a device number"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["info", shared("svg/twemoji/1f499.svg").to_str().unwrap()])
+            .env("VECDREAM_DEVICE", value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "VECDREAM_DEVICE={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("VECDREAM_DEVICE={value}")) && err.contains(expected),
+            "{err}"
+        );
+    }
+    // A CUDA index past the devices here (none on a CPU host) is refused, not silently replaced.
+    let out = Command::new(BIN)
+        .args(["info", shared("svg/twemoji/1f499.svg").to_str().unwrap()])
+        .env("VECDREAM_DEVICE", "cuda:63")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["info", shared("svg/twemoji/1f499.svg").to_str().unwrap()])
+        .env("VECDREAM_DEVICE", "cpu")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

@@ -53,6 +53,7 @@ pub mod geometry;
 pub mod mesh;
 pub mod metrics;
 pub mod png;
+pub mod rate;
 pub mod svg_export;
 pub mod svg_import;
 

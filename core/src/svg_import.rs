@@ -369,6 +369,10 @@ fn to_affine(t: usvg::Transform) -> Affine {
 }
 
 fn import_text(text: &str, path: &Path) -> Result<Import, Error> {
+    import_text_with(text, path, &usvg_options())
+}
+
+fn import_text_with(text: &str, path: &Path, options: &usvg::Options) -> Result<Import, Error> {
     let xml = parse_xml(text, path)?;
     let root = xml.root_element();
     if root.tag_name().name() != "svg" {
@@ -396,7 +400,7 @@ fn import_text(text: &str, path: &Path) -> Result<Import, Error> {
         meta.hidden.insert(id, true);
     }
 
-    let tree = usvg::Tree::from_xmltree(xml_for_usvg, &usvg_options()).map_err(|e| match e {
+    let tree = usvg::Tree::from_xmltree(xml_for_usvg, options).map_err(|e| match e {
         usvg::Error::InvalidSize => Error::InvalidSize {
             path: path.to_path_buf(),
         },
@@ -902,4 +906,33 @@ fn convert_segments(
     }
     flush(&mut cur, false, &mut out);
     Some(out)
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn text_without_a_usable_font_is_dropped_with_a_warning() {
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 40">
+            <text x="5" y="30" font-size="20">Hi</text><rect width="4" height="4"/></svg>"#;
+        let options = usvg::Options {
+            fontdb: Arc::new(usvg::fontdb::Database::new()),
+            ..Default::default()
+        };
+        let import = import_text_with(svg, Path::new("text.svg"), &options).unwrap();
+        assert_eq!(
+            import.document.shape_count(),
+            1,
+            "only the rectangle is left"
+        );
+        assert!(
+            import
+                .warnings
+                .iter()
+                .any(|w| w.contains("1 <text> element(s)")),
+            "{:?}",
+            import.warnings
+        );
+    }
 }

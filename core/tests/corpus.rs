@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use vecdream_core::metrics::{composite_rgb, psnr};
 use vecdream_core::{
-    Document, ObjectChild, Paint, Shape, SvgOptions, import_svg, render_svg_str, test_data_dir,
+    Document, GradientStop, ObjectChild, Paint, Shape, SvgOptions, import_svg, render_svg_str,
+    test_data_dir,
 };
 
 /// Render size of the comparison.
@@ -15,7 +16,7 @@ const MIN_PSNR_DB: f64 = 40.0;
 /// Round trip tolerance (document units and colour channels).
 const TOL: f64 = 1e-4;
 
-fn corpus(name: &str) -> Vec<PathBuf> {
+fn corpus(name: &str, min_files: usize) -> Vec<PathBuf> {
     let dir = test_data_dir().join("svg").join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -24,7 +25,7 @@ fn corpus(name: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 50,
+        files.len() >= min_files,
         "{}: only {} SVGs",
         dir.display(),
         files.len()
@@ -36,6 +37,22 @@ fn close(a: f64, b: f64, what: &str, ctx: &str) {
     assert!((a - b).abs() <= TOL, "{ctx}: {what} {a} vs {b}");
 }
 
+fn stops_close(a: &[GradientStop], b: &[GradientStop], ctx: &str) {
+    assert_eq!(a.len(), b.len(), "{ctx}: stops");
+    for (x, y) in a.iter().zip(b) {
+        close(f64::from(x.offset), f64::from(y.offset), "stop offset", ctx);
+        for (u, v) in x.color.to_array().iter().zip(y.color.to_array()) {
+            close(f64::from(*u), f64::from(v), "stop colour", ctx);
+        }
+    }
+}
+
+fn affine_close(a: kurbo::Affine, b: kurbo::Affine, ctx: &str) {
+    for (u, v) in a.as_coeffs().iter().zip(b.as_coeffs()) {
+        close(*u, v, "gradient transform", ctx);
+    }
+}
+
 fn paint_close(a: &Paint, b: &Paint, ctx: &str) {
     match (a, b) {
         (Paint::Solid(x), Paint::Solid(y)) => {
@@ -44,13 +61,24 @@ fn paint_close(a: &Paint, b: &Paint, ctx: &str) {
             }
         }
         (Paint::Linear(x), Paint::Linear(y)) => {
-            assert_eq!(x.stops.len(), y.stops.len(), "{ctx}: stops");
-            close(x.start.x, y.start.x, "x1", ctx);
-            close(x.end.y, y.end.y, "y2", ctx);
+            stops_close(&x.stops, &y.stops, ctx);
+            for (p, q, what) in [(x.start, y.start, "x1/y1"), (x.end, y.end, "x2/y2")] {
+                close(p.x, q.x, what, ctx);
+                close(p.y, q.y, what, ctx);
+            }
+            affine_close(x.transform, y.transform, ctx);
+            assert_eq!(x.spread, y.spread, "{ctx}: spread");
         }
         (Paint::Radial(x), Paint::Radial(y)) => {
-            assert_eq!(x.stops.len(), y.stops.len(), "{ctx}: stops");
+            stops_close(&x.stops, &y.stops, ctx);
+            for (p, q, what) in [(x.center, y.center, "cx/cy"), (x.focal, y.focal, "fx/fy")] {
+                close(p.x, q.x, what, ctx);
+                close(p.y, q.y, what, ctx);
+            }
             close(x.radius, y.radius, "r", ctx);
+            close(x.focal_radius, y.focal_radius, "fr", ctx);
+            affine_close(x.transform, y.transform, ctx);
+            assert_eq!(x.spread, y.spread, "{ctx}: spread");
         }
         _ => panic!("{ctx}: paint kinds differ: {a:?} vs {b:?}"),
     }
@@ -133,10 +161,10 @@ fn assert_fixed_point(a: &Document, b: &Document, ctx: &str) {
     }
 }
 
-fn check_corpus(name: &str) {
+fn check_corpus(name: &str, min_files: usize) {
     let mut scores = Vec::new();
     let mut failures = Vec::new();
-    for file in corpus(name) {
+    for file in corpus(name, min_files) {
         let ctx = file.display().to_string();
         let imported = import_svg(&file).unwrap_or_else(|e| panic!("{e}"));
         let doc = imported.document;
@@ -173,10 +201,16 @@ fn check_corpus(name: &str) {
 
 #[test]
 fn corpus_twemoji_round_trip() {
-    check_corpus("twemoji");
+    check_corpus("twemoji", 50);
 }
 
 #[test]
 fn corpus_tabler_round_trip() {
-    check_corpus("tabler");
+    check_corpus("tabler", 50);
+}
+
+#[test]
+fn gradient_files_render_like_the_original_and_round_trip() {
+    // Every gradient field (stops, axes, centres, focal points, transforms, spread) must survive.
+    check_corpus("gradients", 6);
 }

@@ -273,17 +273,25 @@ fn import_arcs_within_tolerance() {
 }
 
 #[test]
-fn import_text_becomes_paths_or_warns() {
+fn import_text_becomes_paths_with_the_system_font() {
+    // scripts/setup installs DejaVu (fonts-dejavu-core), so text is converted to outlines; without a
+    // font it is dropped with a warning (unit test `text_without_a_usable_font_is_dropped_with_a_warning`).
     let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 40">
-        <text x="5" y="30" font-size="20">Hi</text></svg>"#;
+        <text x="5" y="30" font-size="20" font-family="DejaVu Sans">Hi</text></svg>"#;
     let import = Document::from_svg_str(svg, "text.svg").unwrap();
-    let converted = import.document.shape_count() > 0;
-    let warned = import.warnings.iter().any(|w| w.contains("<text>"));
     assert!(
-        converted != warned,
-        "converted {converted}, warnings {:?}",
+        import.warnings.iter().all(|w| !w.contains("<text>")),
+        "{:?}",
         import.warnings
     );
+    assert!(
+        import.document.shape_count() >= 1,
+        "no outlines for the text"
+    );
+    // The outlines cover the glyphs' area: "Hi" at 20 px paints a few percent of the 100×40 canvas.
+    let img = vecdream_core::render_rgba(&import.document, 100, 40).unwrap();
+    let inked = img.data.chunks(4).filter(|p| p[3] > 128).count();
+    assert!((40..1200).contains(&inked), "{inked} inked pixels");
 }
 
 #[test]

@@ -75,6 +75,13 @@ impl Rng {
         Tensor::from_slice(&v).view(shape).to_device(device)
     }
 
+    /// A float32 tensor uniform in `[0, 1)` with `shape`, on `device`.
+    pub fn uniform_tensor(&mut self, shape: &[i64], device: Device) -> Tensor {
+        let n: i64 = shape.iter().product();
+        let v: Vec<f32> = (0..n.max(0)).map(|_| self.uniform() as f32).collect();
+        Tensor::from_slice(&v).view(shape).to_device(device)
+    }
+
     /// `k` distinct indices out of `0..n`, in increasing order (all of them when `k ≥ n`).
     pub fn subset(&mut self, n: usize, k: usize) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..n).collect();

@@ -19,12 +19,16 @@ fn guidance(method: SdMethod, cfg: f64) -> SdGuidance {
 }
 
 fn guidance_in(method: SdMethod, cfg: f64, kind: Kind) -> SdGuidance {
+    guidance_for("a photo of a cat", method, cfg, kind)
+}
+
+fn guidance_for(prompt: &str, method: SdMethod, cfg: f64, kind: Kind) -> SdGuidance {
     let dir = fixture("tiny-sd15");
     let sd = StableDiffusion::load(&dir, Device::Cpu, kind).unwrap();
     let config = SdGuidanceConfig {
         model_dir: dir,
         method,
-        prompt: "a photo of a cat".into(),
+        prompt: prompt.into(),
         negative_prompt: String::new(),
         source_prompt: "a photo of a corgi".into(),
         cfg,
@@ -75,6 +79,72 @@ fn sds_gradient_equals_the_fixture_golden_gradient() {
     assert!(
         err <= 1e-4 * scale.max(1.0),
         "max |Δ| {err} vs scale {scale}"
+    );
+}
+
+/// Max |a − b| against the largest entry of `b`.
+fn rel_err(a: &Tensor, b: &Tensor) -> (f64, f64) {
+    let scale = b.abs().max().double_value(&[]);
+    ((a - b).abs().max().double_value(&[]), scale)
+}
+
+#[test]
+fn csd_gradient_is_the_golden_sds_minus_its_unguided_part() {
+    // SDS(s) = w(ε_u + s(ε_c − ε_u) − ε), so SDS(101) − SDS(1) = w·100·(ε_c − ε_u) = CSD at scale 100.
+    // SDS(101) is diffusers' own number (the fixture's golden), so CSD is checked against it.
+    let latents = golden("sds.latents");
+    let noise = golden("sds.noise");
+    let t: Vec<i64> = Vec::try_from(golden("sds.t").to_kind(Kind::Int64)).unwrap();
+    let unguided = guidance(SdMethod::Sds, 1.0)
+        .sds_latent_grad(&latents, &noise, &t)
+        .unwrap();
+    let expected = golden("sds.grad") - unguided;
+    let csd = guidance(SdMethod::Csd, 100.0)
+        .method_latent_grad(&latents, &noise, &t, 0)
+        .unwrap();
+    let (err, scale) = rel_err(&csd, &expected);
+    println!("CSD grad: max |Δ| = {err:.3e} (max |expected| = {scale:.3e})");
+    assert!(scale > 1e-3, "a vanishing classifier score proves nothing");
+    assert!(
+        err <= 1e-4 * scale.max(1.0),
+        "max |Δ| {err} vs scale {scale}"
+    );
+}
+
+#[test]
+fn dds_gradient_is_the_edit_score_minus_the_source_score_on_shared_noise() {
+    // Against its own latents, DDS = w(ε̂(z_t, edit) − ε̂(z_t, source)) with the same noise in both,
+    // i.e. SDS(edit prompt) − SDS(source prompt): the noise term cancels.
+    let latents = golden("sds.latents");
+    let noise = golden("sds.noise");
+    let t: Vec<i64> = Vec::try_from(golden("sds.t").to_kind(Kind::Int64)).unwrap();
+    let edit = guidance(SdMethod::Sds, 7.5)
+        .sds_latent_grad(&latents, &noise, &t)
+        .unwrap();
+    let source = guidance_for("a photo of a corgi", SdMethod::Sds, 7.5, Kind::Float)
+        .sds_latent_grad(&latents, &noise, &t)
+        .unwrap();
+    let dds = guidance(SdMethod::Dds, 7.5)
+        .method_latent_grad(&latents, &noise, &t, 0)
+        .unwrap();
+    let expected = edit - source;
+    let (err, scale) = rel_err(&dds, &expected);
+    println!("DDS grad: max |Δ| = {err:.3e} (max |expected| = {scale:.3e})");
+    assert!(
+        scale > 1e-4,
+        "the prompts must disagree for the check to mean anything"
+    );
+    assert!(
+        err <= 1e-4 * scale.max(1.0),
+        "max |Δ| {err} vs scale {scale}"
+    );
+    // Same prompt for edit and source: nothing to change, exactly.
+    let same = guidance_for("a photo of a corgi", SdMethod::Dds, 7.5, Kind::Float);
+    let zero = same.method_latent_grad(&latents, &noise, &t, 0).unwrap();
+    let max = zero.abs().max().double_value(&[]);
+    assert!(
+        max < 1e-6 * scale.max(1.0),
+        "DDS with equal prompts gave {max}"
     );
 }
 

@@ -302,8 +302,9 @@ type Field = fn(&SceneParams) -> &Tensor;
 /// Compares autograd against central differences for each `(name, field, skip zero pairs)`.
 fn check_finite_differences(scene: &Scene, base: &SceneParams, fields: &[(&str, Field, bool)]) {
     let opts = fixed_pieces();
-    tch::manual_seed(7);
-    let weights = Tensor::rand([1, 3, 32, 32], (Kind::Double, Device::Cpu));
+    let weights = vecdream_gpu::rng::Rng::new(7)
+        .uniform_tensor(&[1, 3, 32, 32], Device::Cpu)
+        .to_kind(Kind::Double);
     let loss_of = |p: &SceneParams| -> Tensor {
         let out = rasterize(scene, p, 32, 32, &opts).unwrap();
         (out.rgb.to_kind(Kind::Double) * &weights).sum(Kind::Double)
@@ -405,7 +406,7 @@ fn raster_gradient_fills_match_finite_differences() {
 #[test]
 fn raster_batch_equals_single_renders() {
     let (scene, base) = mixed_scene();
-    tch::manual_seed(3);
+    let mut rng = vecdream_gpu::rng::Rng::new(3);
     let b = 3;
     let rep = |t: &Tensor| {
         let mut shape = t.size();
@@ -413,11 +414,10 @@ fn raster_batch_equals_single_renders() {
         t.expand(shape.as_slice(), false).contiguous()
     };
     let batch = SceneParams {
-        points: rep(&base.points) + Tensor::randn([b, 19, 2], (Kind::Float, Device::Cpu)),
-        fill: (rep(&base.fill) + Tensor::rand([b, 3, 4], (Kind::Float, Device::Cpu)) * 0.2)
-            .clamp(0.0, 1.0),
+        points: rep(&base.points) + rng.normal_tensor(&[b, 19, 2], Device::Cpu),
+        fill: (rep(&base.fill) + rng.uniform_tensor(&[b, 3, 4], Device::Cpu) * 0.2).clamp(0.0, 1.0),
         stroke: rep(&base.stroke),
-        stroke_width: rep(&base.stroke_width) + Tensor::rand([b, 3], (Kind::Float, Device::Cpu)),
+        stroke_width: rep(&base.stroke_width) + rng.uniform_tensor(&[b, 3], Device::Cpu),
         background: rep(&base.background),
         fill_gradient: None,
     };

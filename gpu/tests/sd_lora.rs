@@ -28,9 +28,9 @@ struct Batch {
 }
 
 fn batch(sd: &StableDiffusion) -> Batch {
-    tch::manual_seed(7);
-    let latents = Tensor::randn([2, 4, 16, 16], (Kind::Float, Device::Cpu));
-    let noise = Tensor::randn([2, 4, 16, 16], (Kind::Float, Device::Cpu));
+    let mut rng = vecdream_gpu::rng::Rng::new(7);
+    let latents = rng.normal_tensor(&[2, 4, 16, 16], Device::Cpu);
+    let noise = rng.normal_tensor(&[2, 4, 16, 16], Device::Cpu);
     let t = Tensor::from_slice(&[100i64, 600]);
     let noisy = sd
         .scheduler

@@ -56,8 +56,7 @@ fn txt2img_is_deterministic_per_seed() {
 fn attention_capture_gives_token_maps_that_sum_to_one() {
     let _guard = tch::no_grad_guard();
     let sd = StableDiffusion::load(&fixture("tiny-sd15"), Device::Cpu, Kind::Float).expect("load");
-    tch::manual_seed(0);
-    let xs = Tensor::randn([1, 4, 16, 16], (Kind::Float, Device::Cpu));
+    let xs = vecdream_gpu::rng::Rng::new(0).normal_tensor(&[1, 4, 16, 16], Device::Cpu);
     let text = sd.encode_prompt(&["a photo of a cat"]);
     let capture = AttentionCapture::new(&[16, 8]);
     let t = Tensor::from_slice(&[500i64]);

@@ -3,7 +3,7 @@
 
 use vecdream_gpu::sd::SchedulerConfig;
 use vecdream_gpu::sd::scheduler::DdimScheduler;
-use vecdream_gpu::tch::{self, Device, Kind, Tensor};
+use vecdream_gpu::tch::{Device, Kind, Tensor};
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -29,9 +29,9 @@ fn ddim_step_with_exact_prediction_follows_the_forward_process() {
         };
         let mut s = DdimScheduler::new(&config);
         s.set_timesteps(20).expect("steps");
-        tch::manual_seed(1);
-        let x0 = Tensor::randn([1, 4, 8, 8], (Kind::Float, Device::Cpu));
-        let eps = Tensor::randn([1, 4, 8, 8], (Kind::Float, Device::Cpu));
+        let mut rng = vecdream_gpu::rng::Rng::new(1);
+        let x0 = rng.normal_tensor(&[1, 4, 8, 8], Device::Cpu);
+        let eps = rng.normal_tensor(&[1, 4, 8, 8], Device::Cpu);
         for w in s.timesteps.windows(2) {
             let (t, prev) = (w[0], w[1]);
             let tt = Tensor::from_slice(&[t]);

@@ -12,8 +12,16 @@ use vecdream::app::dialogs::ScriptedDialogs;
 /// libtorch labels are fixed and timings (it/s, ETA, UI frame time) hidden so snapshots are identical
 /// on every machine; nothing is persisted and the demo does not start by itself.
 pub fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
+    harness_stepping(answers, 0.25)
+}
+
+/// [`harness`] whose every step advances egui's clock by `step_dt` seconds (kittest's default is
+/// 0.25 s; a double click needs its two clicks within 0.3 s, so its test steps faster).
+#[allow(dead_code)] // not every test file uses it
+pub fn harness_stepping(answers: Vec<PathBuf>, step_dt: f32) -> Harness<'static, VecdreamApp> {
     Harness::builder()
         .with_size([1280.0, 800.0])
+        .with_step_dt(step_dt)
         .wgpu()
         .build_eframe(move |cc| {
             VecdreamApp::new(
@@ -28,6 +36,8 @@ pub fn harness(answers: Vec<PathBuf>) -> Harness<'static, VecdreamApp> {
                     persist: false,
                     autostart_demo: false,
                     hide_timings: true,
+                    device: Some(vecdream_gpu::tch::Device::Cpu),
+                    model_env: false,
                 },
             )
         })

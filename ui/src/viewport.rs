@@ -43,6 +43,8 @@ pub struct Viewport {
     pub pan: Vec2,
     dragging_shapes: bool,
     dragging_point: Option<PointDrag>,
+    /// Where the canvas was drawn last frame and its points per document unit.
+    last_canvas: Option<(Rect, f32)>,
 }
 
 impl std::fmt::Debug for Viewport {
@@ -57,6 +59,12 @@ impl std::fmt::Debug for Viewport {
 }
 
 impl Viewport {
+    /// Where document point `p` was on screen in the last frame drawn (`None` before the first).
+    pub fn screen_from_doc(&self, p: Point) -> Option<Pos2> {
+        let (rect, scale) = self.last_canvas?;
+        Some(rect.min + Vec2::new(p.x as f32, p.y as f32) * scale)
+    }
+
     /// Shows one picture (e.g. the document rendered by resvg); updates the texture in place.
     pub fn set_frame(&mut self, ctx: &egui::Context, image: egui::ColorImage) {
         self.set_particle_frame(ctx, 0, image);
@@ -161,6 +169,7 @@ impl Viewport {
         let fit = (area.width() / canvas.x).min(area.height() / canvas.y) * 0.9;
         let scale = fit * self.zoom;
         let canvas_rect = Rect::from_center_size(area.center() + self.pan, canvas * scale);
+        self.last_canvas = Some((canvas_rect, scale));
         let screen_from_doc =
             |p: Point| -> Pos2 { canvas_rect.min + Vec2::new(p.x as f32, p.y as f32) * scale };
         let doc_from_screen = |p: Pos2| -> Point {

@@ -22,6 +22,10 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     let info = std::panic::catch_unwind(vecdream_gpu::device::RuntimeInfo::query)
         .map_err(|_| anyhow::anyhow!("libtorch failed to initialise"))?;
     writeln!(out, "libtorch: {}", info.torch_version)?;
+    match vecdream_gpu::device::loaded_torch_library() {
+        Some(lib) => writeln!(out, "libtorch library: {}", lib.display())?,
+        None => writeln!(out, "libtorch library: (not found in /proc/self/maps)")?,
+    }
     check_libtorch().context(
         "libtorch cannot run a computation: rerun scripts/setup, or on a GPU host set LD_LIBRARY_PATH to \
          the lib folder of torch 2.11.0",

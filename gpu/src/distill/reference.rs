@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn teacher_epsilon_recovers_the_noise_of_a_noised_target() {
         // At small t the posterior is sure of the target, so ε̂ equals the noise that was added.
-        let imgs = Tensor::rand([3, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let imgs = crate::rng::Rng::new(11).uniform_tensor(&[3, 3, 8, 8], Device::Cpu);
         let teacher = ReferenceTeacher::new(&imgs, 8, Device::Cpu).unwrap();
         let t = [50i64];
         let a = teacher.alphas_cumprod()[50];

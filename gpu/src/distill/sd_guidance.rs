@@ -294,6 +294,20 @@ impl SdGuidance {
         Ok(w * (eps - noise))
     }
 
+    /// The configured method's gradient on latents `z` for `noise` and timesteps `t` (no gradient), as
+    /// one step computes it for particle `particle` (whose source latents DDS compares against; the
+    /// latents themselves when none were set).
+    pub fn method_latent_grad(
+        &self,
+        z: &Tensor,
+        noise: &Tensor,
+        t: &[i64],
+        particle: usize,
+    ) -> Result<Tensor, DistillError> {
+        let tt = Tensor::from_slice(t).to_device(z.device());
+        self.latent_grad(&z.detach(), noise, &tt, particle)
+    }
+
     /// The method's gradient on the detached latents `zd` of particle `i` (batch of one) for
     /// `noise` and timesteps `tt` (no gradient): SDS, CSD, DDS against the source latents, or
     /// VPSD/ESD's `(1 − ᾱ)(ε_pretrained,CFG − ε_φ)` with φ as it is before this step's update.

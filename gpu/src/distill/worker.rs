@@ -337,7 +337,8 @@ struct Session {
     frame_every: usize,
     snapshot_every: usize,
     /// Exponential moving average of seconds per step.
-    sec_per_step: Option<f64>,
+    rate: vecdream_core::rate::RateMeter,
+    clock: Instant,
 }
 
 impl Session {
@@ -475,7 +476,8 @@ fn handle(
                 pending: 0,
                 frame_every: req.frame_every,
                 snapshot_every: req.snapshot_every,
-                sec_per_step: None,
+                rate: vecdream_core::rate::RateMeter::default(),
+                clock: Instant::now(),
             };
             // The start itself (e.g. the vectorised samples) is on screen before the first step.
             let step = s.d.step_index();
@@ -495,6 +497,7 @@ fn handle(
             if let Some(s) = session.as_mut() {
                 s.running = false;
                 s.pending = 0;
+                s.rate.pause();
                 let _ = events.send(Event::Paused {
                     step: s.d.step_index(),
                 });
@@ -556,14 +559,12 @@ fn handle(
 }
 
 fn step_once(s: &mut Session, events: &Sender<Event>) -> Result<(), DistillError> {
-    let t0 = Instant::now();
+    if s.rate.steps_per_sec().is_none() {
+        // The window starts at the first step of a (resumed) stretch of running.
+        s.rate
+            .record(s.clock.elapsed().as_secs_f64(), s.d.step_index());
+    }
     let report = s.d.step()?;
-    let dt = t0.elapsed().as_secs_f64();
-    let sps = match s.sec_per_step {
-        Some(prev) => 0.8 * prev + 0.2 * dt,
-        None => dt,
-    };
-    s.sec_per_step = Some(sps);
     let step = report.step;
     let total = s.d.config().steps;
     if let Some(reason) = report.skipped {
@@ -574,11 +575,13 @@ fn step_once(s: &mut Session, events: &Sender<Event>) -> Result<(), DistillError
         loss: report.loss,
         terms: report.terms,
     });
+    // Wall time between steps, frames and snapshots included: what the user waits for.
+    s.rate.record(s.clock.elapsed().as_secs_f64(), step);
     let _ = events.send(Event::Progress {
         step,
         total,
-        it_per_s: if sps > 0.0 { 1.0 / sps } else { 0.0 },
-        eta_secs: sps * total.saturating_sub(step) as f64,
+        it_per_s: s.rate.steps_per_sec().unwrap_or(0.0),
+        eta_secs: s.rate.eta_secs(total).unwrap_or(f64::NAN),
     });
     if s.frame_every > 0 && step.is_multiple_of(s.frame_every) {
         for frame in s.d.frames()? {
