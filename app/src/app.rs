@@ -12,6 +12,8 @@ use vecdream_ui::{
 };
 
 use crate::dialogs::{DialogKind, FileDialogs, NativeDialogs};
+
+mod recovery;
 use crate::settings::Settings;
 
 /// Something the user asked for through the menu or a drop; applied after the frame is drawn.
@@ -45,6 +47,9 @@ pub struct AppOptions {
     pub torch_version: String,
     /// Whether to load and save settings and autosaves (off in tests).
     pub persist: bool,
+    /// Where session folders (autosave, run checkpoints, crash recovery) live when not beside the
+    /// settings; set, it turns recovery on even without `persist` (tests).
+    pub sessions: Option<PathBuf>,
     /// Start the weight-free demo at launch when no model folder is set.
     pub autostart_demo: bool,
     /// Leave out the numbers that vary from run to run and machine to machine (UI frame time, it/s,
@@ -66,6 +71,7 @@ impl Default for AppOptions {
             device_label: info.device_label(),
             torch_version: info.torch_version,
             persist: true,
+            sessions: None,
             autostart_demo: true,
             hide_timings: false,
             device: None,
@@ -97,7 +103,11 @@ pub struct VecdreamApp {
     references: Vec<(String, RgbaPixels)>,
     particle_docs: Vec<Document>,
     dropped_image: Option<PathBuf>,
-    restore_offer: Option<PathBuf>,
+    restore_offer: Option<crate::autosave::Crashed>,
+    session: Option<crate::autosave::Session>,
+    autosave_secs: f64,
+    last_checkpoint: Instant,
+    resume_from: Option<PathBuf>,
     last_autosave: Instant,
     frame_times: Vec<f32>,
     pending_edit: Option<bool>,
@@ -112,9 +122,6 @@ pub struct VecdreamApp {
 
 /// A straight-alpha RGBA8 image: `(width, height, pixels)`.
 pub type RgbaPixels = (u32, u32, Vec<u8>);
-
-/// Seconds between autosaves of the document.
-pub const AUTOSAVE_SECS: u64 = 30;
 
 impl VecdreamApp {
     /// Builds the app and its worker thread.
@@ -158,6 +165,10 @@ impl VecdreamApp {
             particle_docs: Vec::new(),
             dropped_image: None,
             restore_offer: None,
+            session: None,
+            autosave_secs: crate::autosave::interval_secs(),
+            last_checkpoint: Instant::now(),
+            resume_from: None,
             last_autosave: Instant::now(),
             frame_times: Vec::new(),
             pending_edit: None,
@@ -169,9 +180,8 @@ impl VecdreamApp {
             vectorize_gradients: true,
         };
         app.validate_model_folder();
-        if app.persist {
-            app.restore_offer = crate::autosave::crashed_session();
-            crate::autosave::mark_running();
+        if app.persist || options.sessions.is_some() {
+            app.start_session(options.sessions.clone());
         }
         if options.autostart_demo && app.restore_offer.is_none() && app.model.folder.is_none() {
             app.prompt.settings.method = GuidanceMethod::Reference;
@@ -374,6 +384,8 @@ impl VecdreamApp {
         // made while paused (a lock keeps the shape where it is now) work on the live state.
         let mut request = request;
         request.snapshot_every = 1;
+        request.resume_from = self.resume_from.take();
+        self.record_run(&s, request.resume_from.is_some());
         if self.editor.is_none() {
             self.editor = Some(Editor::new(request.document.clone()));
         }
@@ -440,6 +452,7 @@ impl VecdreamApp {
                 total_steps,
                 ..
             } => {
+                tracing::info!("run started at step {step} of {total_steps}");
                 self.run.active = true;
                 self.run.paused = false;
                 self.run.step = step;
@@ -491,6 +504,7 @@ impl VecdreamApp {
             Event::Paused { step } => {
                 self.run.paused = true;
                 self.run.step = step;
+                self.checkpoint_run();
                 self.show_crisp_document(ctx);
             }
             Event::Resumed { step } => {
@@ -506,13 +520,16 @@ impl VecdreamApp {
             }
             Event::Stopped { step, documents } => {
                 self.run.active = false;
+                if let Some(session) = &self.session {
+                    session.clear_run();
+                }
                 self.run.step = step;
                 self.take_particles(documents);
                 self.show_crisp_document(ctx);
                 self.status.message = Some(format!("Stopped after {step} steps"));
             }
             Event::CheckpointSaved { path } => {
-                self.status.message = Some(format!("Checkpoint saved: {}", path.display()));
+                tracing::debug!("checkpoint saved: {}", path.display());
             }
             Event::Warning { message } => self.status.message = Some(format!("Warning: {message}")),
             Event::Error { message } => {
@@ -867,23 +884,7 @@ impl VecdreamApp {
                 self.dropped_image = None;
             }
         }
-        if let Some(path) = self.restore_offer.clone() {
-            egui::Window::new("Restore")
-                .collapsible(false)
-                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-                .show(ctx, |ui| {
-                    ui.label("vecdream did not close properly last time. Restore the autosaved document?");
-                    ui.horizontal(|ui| {
-                        if ui.button("Restore").clicked() {
-                            self.open_svg(ctx, &path);
-                            self.restore_offer = None;
-                        }
-                        if ui.button("Discard").clicked() {
-                            self.restore_offer = None;
-                        }
-                    });
-                });
-        }
+        self.restore_dialog(ctx);
     }
 
     fn autosave(&mut self) {
@@ -891,8 +892,8 @@ impl VecdreamApp {
         if !self.persist {
             return;
         }
-        if let Some(doc) = self.document()
-            && let Err(e) = crate::autosave::save(doc)
+        if let (Some(doc), Some(session)) = (self.document(), &self.session)
+            && let Err(e) = session.save_document(doc)
         {
             tracing::warn!("autosave failed: {e:#}");
         }
@@ -1018,8 +1019,12 @@ impl eframe::App for VecdreamApp {
         for command in std::mem::take(&mut self.pending) {
             self.run_command(&ctx, command);
         }
-        if self.last_autosave.elapsed() >= Duration::from_secs(AUTOSAVE_SECS) {
+        let every = Duration::from_secs_f64(self.autosave_secs);
+        if self.last_autosave.elapsed() >= every {
             self.autosave();
+        }
+        if self.run.active && !self.run.paused && self.last_checkpoint.elapsed() >= every {
+            self.checkpoint_run();
         }
         if self.run.active && !self.run.paused {
             // Keep polling while the worker runs (its waker also requests repaints).
@@ -1047,7 +1052,9 @@ impl eframe::App for VecdreamApp {
         self.worker.send(distill::Command::Shutdown);
         if self.persist {
             self.autosave();
-            crate::autosave::mark_clean_exit();
+            if let Some(session) = self.session.take() {
+                session.close();
+            }
         }
     }
 }

@@ -479,3 +479,22 @@ fn vecdream_device_values_are_checked_at_start() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn doctor_exits_non_zero_when_libtorch_cannot_load() {
+    // A libtorch_cpu.so that is not a library, found first through LD_LIBRARY_PATH (the binary's
+    // RUNPATH comes after it): the real dynamic loader refuses it and nothing runs.
+    let dir = scratch("broken-libtorch");
+    std::fs::write(dir.join("libtorch_cpu.so"), b"not an ELF file").unwrap();
+    let out = Command::new(BIN)
+        .arg("doctor")
+        .env("LD_LIBRARY_PATH", &dir)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "doctor succeeded with a broken libtorch"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("libtorch_cpu.so"), "{err}");
+}

@@ -138,16 +138,19 @@ fn xdotool(display: &str, args: &[&str]) -> String {
 /// Launches the binary on `display` with scratch config and data folders (no settings, no saved
 /// window state, no model folder: the demo starts by itself) at a scale factor of 1.
 fn launch(display: &str, name: &str) -> Guard {
+    launch_in(display, name, &scratch_dir(&format!("{name}-config")), &[])
+}
+
+/// [`launch`] with the config folder `config` (kept between launches) and extra environment.
+fn launch_in(display: &str, name: &str, config: &Path, env: &[(&str, &str)]) -> Guard {
     let app = Command::new(BIN)
+        .envs(env.iter().copied())
         .env("DISPLAY", display)
         .env_remove("WAYLAND_DISPLAY")
         .env_remove("VECDREAM_MODEL")
         .env("XDG_RUNTIME_DIR", runtime_dir(name))
         .env("XDG_DATA_HOME", scratch_dir(&format!("{name}-data")))
-        .env(
-            "VECDREAM_CONFIG_DIR",
-            scratch_dir(&format!("{name}-config")),
-        )
+        .env("VECDREAM_CONFIG_DIR", config)
         .env("VECDREAM_DEVICE", "cpu")
         .env("WINIT_X11_SCALE_FACTOR", "1")
         .stdout(Stdio::null())
@@ -530,4 +533,126 @@ fn version_flag_prints_the_package_version() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("vecdream {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// The step in a session folder's run checkpoint, if it has one.
+fn checkpoint_step(session: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(session.join("checkpoint.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("step")?.as_u64()
+}
+
+/// Where the restore dialog's "Restore" button is, from the same app laid out offscreen with a copy
+/// of the crashed session.
+fn restore_button(crashed: &Path) -> Pos2 {
+    use vecdream_app::app::{AppOptions, VecdreamApp};
+    let root = scratch_dir("crash-layout-sessions");
+    let copy = root.join(crashed.file_name().unwrap());
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(crashed).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([WIDTH as f32, HEIGHT as f32])
+        .build_eframe(|cc| {
+            VecdreamApp::new(
+                cc,
+                AppOptions {
+                    dialogs: Box::new(vecdream_app::dialogs::ScriptedDialogs::default()),
+                    persist: false,
+                    sessions: Some(root.clone()),
+                    autostart_demo: false,
+                    device: Some(vecdream_gpu::tch::Device::Cpu),
+                    model_env: false,
+                    ..AppOptions::default()
+                },
+            )
+        });
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Restore")
+        .rect()
+        .center()
+}
+
+#[test]
+fn a_run_killed_with_sigkill_is_restored_and_resumed_at_its_checkpoint() {
+    let (_xvfb, display) = start_xvfb();
+    let config = scratch_dir("crash-config");
+    let fast = [
+        ("VECDREAM_AUTOSAVE_SECS", "2"),
+        ("RUST_LOG", "warn,vecdream=info"),
+    ];
+    let mut app = launch_in(&display, "crash", &config, &fast);
+    wait_for_window(&display, &mut app);
+    // The demo runs; its session folder gets a checkpoint every 2 s. Wait for one past step 3.
+    let session = config.join("sessions").join(app.0.id().to_string());
+    let start = Instant::now();
+    let step = loop {
+        if let Some(s) = checkpoint_step(&session).filter(|s| *s >= 3) {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no checkpoint past step 3 in {}",
+            session.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // kill -9: no exit handler runs.
+    app.0.kill().unwrap();
+    app.0.wait().unwrap();
+    let step = checkpoint_step(&session).unwrap_or(step);
+    assert!(session.join("autosave.svg").is_file());
+    let at = restore_button(&session);
+
+    // The next launch offers "Restore the document and resume the run at step S" instead of
+    // starting the demo; clicking Restore resumes the run from that checkpoint.
+    let mut again = launch_in(&display, "crash2", &config, &fast);
+    wait_for_window(&display, &mut again);
+    let session2 = config.join("sessions").join(again.0.id().to_string());
+    let start = Instant::now();
+    while !session2.join("running").is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no session folder"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (x, y) = (at.x.round().to_string(), at.y.round().to_string());
+    let start = Instant::now();
+    // Click until the crashed folder is taken (the first frames may not be drawn yet).
+    while session.exists() {
+        xdotool(&display, &["mousemove", "--sync", &x, &y]);
+        std::thread::sleep(Duration::from_millis(300));
+        xdotool(&display, &["click", "1"]);
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the Restore button at {at:?} did nothing"
+        );
+    }
+    // The resumed run checkpoints again past the step it was killed at.
+    let start = Instant::now();
+    let resumed = loop {
+        if let Some(s) = checkpoint_step(&session2).filter(|s| *s > step) {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "the resumed run made no checkpoint past step {step}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = again.0.kill();
+    let _ = again.0.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(again.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    // The worker started at the checkpoint's step, not at 0.
+    assert!(
+        err.contains(&format!("run started at step {step} of")),
+        "killed at step {step}, resumed to {resumed}; log:\n{err}"
+    );
+    assert!(!err.contains("run started at step 0 of"), "{err}");
+    eprintln!("killed at step {step}; resumed and checkpointed step {resumed}");
 }
