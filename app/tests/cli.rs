@@ -367,6 +367,43 @@ fn extrude_every_test_svg_to_a_validator_clean_glb() {
             assert!(info.contains(&line), "{info}");
         }
     }
+    // What the test SVGs lack: gradients (mean colour), dashes, translucency (BLEND material), hidden shapes;
+    // and a mesh with an empty part (a node without a mesh).
+    let mut glbs = glbs;
+    let layered = dir.join("layered.svg");
+    std::fs::write(&layered, LAYERED_SVG).unwrap();
+    glbs.push(dir.join("layered.glb"));
+    let out = ok(&[
+        "extrude",
+        layered.to_str().unwrap(),
+        "-o",
+        glbs.last().unwrap().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("note: 1 gradient") && out.contains("mean colour") && out.contains("1 hidden"),
+        "{out}"
+    );
+    assert!(out.contains("3 parts"), "{out}");
+    use vecdream_core::mesh::{Mesh, MeshPart};
+    let triangle = MeshPart {
+        name: "triangle".into(),
+        positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        normals: vec![[0.0, 0.0, 1.0]; 3],
+        colors: vec![[1.0, 0.0, 0.0, 1.0]; 3],
+        indices: vec![0, 1, 2],
+    };
+    let empty = MeshPart {
+        name: "empty".into(),
+        ..MeshPart::default()
+    };
+    glbs.push(dir.join("with-empty-part.glb"));
+    vecdream_core::glb::write_glb(
+        glbs.last().unwrap(),
+        &Mesh {
+            parts: vec![empty, triangle],
+        },
+    )
+    .unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-glb");
     let out = Command::new(&script).args(&glbs).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -391,6 +428,14 @@ fn extrude_every_test_svg_to_a_validator_clean_glb() {
         "glTF-Validator: {lines} files, 0 errors, {warnings} warnings, {infos} infos; three.js loaded all"
     );
 }
+
+const LAYERED_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 100">
+  <defs><linearGradient id="g"><stop offset="0" stop-color="#000"/><stop offset="1" stop-color="#fff"/></linearGradient></defs>
+  <g id="back"><rect x="0" y="0" width="200" height="100" fill="#3366cc"/></g>
+  <g id="middle"><rect x="20" y="20" width="50" height="50" fill="url(#g)" stroke="#ff0000" stroke-width="2" stroke-dasharray="4 2"/></g>
+  <g id="ghost"><rect id="hid" x="0" y="0" width="10" height="10" fill="#0f0" display="none"/></g>
+  <g id="front"><circle cx="100" cy="50" r="10" fill="#ffffff" fill-opacity="0.5"/></g>
+</svg>"##;
 
 #[test]
 fn extrude_and_info_errors_name_the_file() {
