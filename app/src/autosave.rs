@@ -193,7 +193,7 @@ pub fn crashed_sessions(root: &Path) -> Vec<Crashed> {
             .unwrap_or(std::time::UNIX_EPOCH);
         found.push((time, Crashed { dir, document, run }));
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, c)| c).collect()
 }
 
