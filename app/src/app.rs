@@ -1074,6 +1074,7 @@ impl eframe::App for VecdreamApp {
 
 /// Opens the editor window (blocks until it closes).
 pub fn run_window() -> anyhow::Result<()> {
+    vecdream_gpu::tch::set_num_threads(crate::threads::worker_threads());
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("vecdream")

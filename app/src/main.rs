@@ -4,6 +4,7 @@ use clap::Parser as _;
 use vecdream_app::cli::Cli;
 
 fn main() {
+    vecdream_app::threads::ensure_passive_wait_policy();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

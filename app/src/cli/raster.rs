@@ -56,6 +56,79 @@ pub struct BenchRasterArgs {
     /// 512² (on by default when CUDA is available; slow on a CPU).
     #[arg(long)]
     pub gpu_cases: bool,
+    /// Run each scene idle, then again with one busy process per core (started and stopped by PID),
+    /// and print both with the slowdown.
+    #[arg(long)]
+    pub contention: bool,
+}
+
+/// One busy-looping process per core, killed on drop.
+struct BusyLoad(Vec<std::process::Child>);
+
+impl BusyLoad {
+    fn start() -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut children = Vec::new();
+        for _ in 0..cores {
+            children.push(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .map_err(|e| anyhow::anyhow!("cannot start a busy process (sh): {e}"))?,
+            );
+        }
+        // Let the scheduler see them as running before timing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(Self(children))
+    }
+}
+
+impl Drop for BusyLoad {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `vecdream bench raster --contention`: each scene idle, then with one busy process per core.
+fn bench_contention(
+    scenes: &[(BenchScene, Option<f64>)],
+    reps: usize,
+    opts: &RasterOptions,
+) -> anyhow::Result<()> {
+    println!(
+        "OMP_WAIT_POLICY={}; busy processes: {}",
+        std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "(unset)".into()),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "| scene | idle fwd+bwd wall ms | loaded wall ms | slowdown | idle CPU ms | loaded CPU ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let bar = crate::cli::progress::bar(scenes.len() as u64, "scenes");
+    for (scene, _) in scenes {
+        let idle = bench_raster(scene, reps, opts, None)?;
+        let loaded = {
+            let _load = BusyLoad::start()?;
+            bench_raster(scene, reps, opts, None)?
+        };
+        bar.suspend(|| {
+            println!(
+                "| {} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.1} |",
+                idle.name,
+                idle.wall_ms,
+                loaded.wall_ms,
+                loaded.wall_ms / idle.wall_ms.max(1e-9),
+                idle.cpu_ms,
+                loaded.cpu_ms
+            )
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }
 
 /// `vecdream bench raster`: forward + backward of an MSE loss, wall and CPU ms per scene.
@@ -95,6 +168,9 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
         device,
         vecdream_gpu::tch::get_num_threads()
     );
+    if args.contention {
+        return bench_contention(&scenes, args.reps, &opts);
+    }
     println!(
         "| scene | size | fwd wall ms | fwd+bwd wall ms | fwd+bwd CPU ms | DiffVG CPU ms | ratio | peak RSS MiB | peak GPU MiB |"
     );
