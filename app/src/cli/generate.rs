@@ -163,9 +163,7 @@ pub fn load_rgba(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         return Ok((img.width, img.height, img.data));
     }
-    let img = image::open(path)
-        .with_context(|| format!("reading image {}", path.display()))?
-        .to_rgba8();
+    let img = vecdream_gpu::vectorize::read_image(path)?.to_rgba8();
     Ok((img.width(), img.height(), img.into_raw()))
 }
 

@@ -37,7 +37,9 @@ use tch::{Device, Kind};
 use vecdream_core::{Document, PrimitiveKind};
 
 use self::fit::{ContourFit, SpanKind, offset_outward, smooth_closed};
-pub use self::image::{LoadedImage, TargetImage, decode_image, load_image};
+pub use self::image::{
+    LoadedImage, TargetImage, decode_image, decode_limited, load_image, read_image,
+};
 use self::layers::{FitShape, Layered, colours_for_budget, initial_layers, pixel_layers};
 use self::optimize::{Flat, TargetTensors, psnr_of_mse, render_mse};
 use self::segment::{NO_LABEL, silhouette, trace_boundary};
