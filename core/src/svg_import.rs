@@ -311,12 +311,55 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
     .clone()
 }
 
-/// usvg options shared by import and rendering (system fonts loaded once).
-pub(crate) fn usvg_options() -> usvg::Options<'static> {
+/// usvg options shared by import and rendering (system fonts loaded once), for an SVG read from
+/// `origin`: external `<image href>` files are read only from inside the SVG's own folder
+/// ([`confined_resources_dir`]); without a real file as origin, no external file is read.
+pub fn usvg_options(origin: &Path) -> usvg::Options<'static> {
+    let dir = confined_resources_dir(origin);
     usvg::Options {
         fontdb: fontdb(),
+        resources_dir: dir.clone(),
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: usvg::ImageHrefResolver::default_data_resolver(),
+            resolve_string: confined_string_resolver(dir),
+        },
         ..Default::default()
     }
+}
+
+/// The folder external files of an SVG read from `origin` may come from: the canonical folder of
+/// the file (`None` when `origin` is not an existing file, e.g. `<document>` or SVG text).
+pub fn confined_resources_dir(origin: &Path) -> Option<PathBuf> {
+    let file = std::fs::canonicalize(origin).ok()?;
+    if !file.is_file() {
+        return None;
+    }
+    file.parent().map(Path::to_path_buf)
+}
+
+/// Whether `href` names a file inside `dir` (canonical): a relative path without `..`, not a URL,
+/// whose real path (symbolic links resolved) is still inside `dir`. Returns that real path.
+pub fn confined_href(dir: &Path, href: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let rel = Path::new(href);
+    if href.contains(':')
+        || rel.is_absolute()
+        || !rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return None;
+    }
+    let real = std::fs::canonicalize(dir.join(rel)).ok()?;
+    (real.starts_with(dir) && real.is_file()).then_some(real)
+}
+
+fn confined_string_resolver(dir: Option<PathBuf>) -> usvg::ImageHrefStringResolverFn<'static> {
+    let default = usvg::ImageHrefResolver::default_string_resolver();
+    Box::new(move |href: &str, opts: &usvg::Options| {
+        let real = confined_href(dir.as_deref()?, href)?;
+        default(real.to_str()?, opts)
+    })
 }
 
 fn parse_numbers(s: &str) -> Vec<f64> {
@@ -396,19 +439,20 @@ fn import_text(text: &str, path: &Path) -> Result<Import, Error> {
         meta.hidden.insert(id, true);
     }
 
-    let tree = usvg::Tree::from_xmltree(xml_for_usvg, &usvg_options()).map_err(|e| match e {
-        usvg::Error::InvalidSize => Error::InvalidSize {
-            path: path.to_path_buf(),
-        },
-        usvg::Error::NotAnUtf8Str => Error::NotSvg {
-            path: path.to_path_buf(),
-            reason: "not UTF-8 text".into(),
-        },
-        other => Error::NotSvg {
-            path: path.to_path_buf(),
-            reason: other.to_string(),
-        },
-    })?;
+    let tree =
+        usvg::Tree::from_xmltree(xml_for_usvg, &usvg_options(path)).map_err(|e| match e {
+            usvg::Error::InvalidSize => Error::InvalidSize {
+                path: path.to_path_buf(),
+            },
+            usvg::Error::NotAnUtf8Str => Error::NotSvg {
+                path: path.to_path_buf(),
+                reason: "not UTF-8 text".into(),
+            },
+            other => Error::NotSvg {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        })?;
 
     let size = (
         f64::from(tree.size().width()),

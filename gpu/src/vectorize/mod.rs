@@ -632,7 +632,9 @@ pub fn refine(
 /// `S`/`s`, `Q`/`q`, `T`/`t`, `L`/`l`, `H`/`h`, `V`/`v` segment and each `Z` that closes
 /// a gap counts once (implicit repeated coordinates included). Returns `(paths, segments)`.
 pub fn count_svg_segments(svg: &str) -> (usize, usize) {
-    let Ok(tree) = usvg::Tree::from_str(svg, &usvg::Options::default()) else {
+    // Options without a folder: no external file is read.
+    let options = vecdream_core::svg_import::usvg_options(Path::new(""));
+    let Ok(tree) = usvg::Tree::from_str(svg, &options) else {
         return (0, 0);
     };
     fn walk(g: &usvg::Group, acc: &mut (usize, usize)) {
