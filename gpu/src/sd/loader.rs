@@ -84,9 +84,17 @@ pub fn read_header(path: &Path) -> Result<(Vec<TensorInfo>, u64)> {
             message: format!("entry `{name}`: {e}"),
         })?;
         let [start, end] = e.data_offsets;
-        let numel: i64 = e.shape.iter().product();
-        let elt = dtype_size(&e.dtype).unwrap_or(1) as i64;
-        if end < start || data_start + end > file_len || (end - start) as i64 != numel * elt {
+        // Checked: a hostile header may give negative or huge dimensions.
+        let bytes = e
+            .shape
+            .iter()
+            .try_fold(dtype_size(&e.dtype).unwrap_or(1) as u64, |acc, &d| {
+                u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+            });
+        if end < start
+            || data_start.checked_add(end).is_none_or(|e| e > file_len)
+            || bytes != Some(end - start)
+        {
             return Err(malformed(
                 path,
                 format!("tensor `{name}`: data offsets {start}..{end} are inconsistent"),
