@@ -30,6 +30,28 @@ pub fn is_out_of_memory(message: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
+/// The first line of an allocator's message, without libtorch's C++ backtrace (the frames after
+/// it), the `unwrap` wrapping of a panic and a final full stop.
+pub fn summary(message: &str) -> String {
+    let mut m = message;
+    if let Some(i) = m.find("Torch(\"") {
+        m = &m[i + "Torch(\"".len()..];
+        m = m.strip_suffix("\")").unwrap_or(m);
+    }
+    // A panic payload is the error's Debug text, whose newlines are the two characters `\n`.
+    for end in ["\\n", "\n", " (Exception raised from"] {
+        if let Some(i) = m.find(end) {
+            m = &m[..i];
+        }
+    }
+    let m = m.trim().trim_end_matches('.').trim();
+    if m.is_empty() {
+        "allocation failed".into()
+    } else {
+        m.to_string()
+    }
+}
+
 /// The fault hook's `(bytes, from_step)`, if set and well-formed.
 pub fn fault_alloc() -> Option<(i64, usize)> {
     let v = std::env::var(FAULT_ALLOC_VAR).ok()?;
@@ -74,6 +96,18 @@ mod tests {
             "DefaultCPUAllocator: not enough memory: you tried to allocate 1152921504606846976 bytes."
         ));
         assert!(!is_out_of_memory("shape mismatch: [2, 3] vs [3, 2]"));
+        assert_eq!(
+            summary(
+                r#"called `Result::unwrap()` on an `Err` value: Torch("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes. Error code 12\nframe #0: c10")"#
+            ),
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes. Error code 12"
+        );
+        assert_eq!(
+            summary(
+                "DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes.\nException raised from alloc_cpu at …\nframe #0: …"
+            ),
+            "DefaultCPUAllocator: not enough memory: you tried to allocate 8 bytes"
+        );
     }
 
     #[test]

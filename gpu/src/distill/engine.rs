@@ -581,7 +581,9 @@ impl Distiller {
     /// A failed allocation (CUDA or CPU, returned or panicking inside libtorch) becomes
     /// [`DistillError::OutOfMemory`], which names the remedy; the run should then be dropped.
     pub fn step(&mut self) -> Result<StepReport, DistillError> {
-        let oom = |message: String| DistillError::OutOfMemory { message };
+        let oom = |message: String| DistillError::OutOfMemory {
+            message: crate::faults::summary(&message),
+        };
         let device = self
             .groups
             .first()
