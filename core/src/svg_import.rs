@@ -77,7 +77,7 @@ impl Document {
         }
         let decompressed;
         let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-            decompressed = usvg::decompress_svgz(bytes).map_err(|e| Error::NotSvg {
+            decompressed = decompress_bounded(bytes).map_err(|e| Error::NotSvg {
                 path: path.clone(),
                 reason: format!("gzip data cannot be decompressed: {e}"),
             })?;
@@ -103,6 +103,17 @@ impl Document {
     pub fn from_svg_str(text: &str, origin: impl AsRef<Path>) -> Result<Import, Error> {
         Document::from_svg_bytes(text.as_bytes(), origin)
     }
+}
+
+/// Decompresses gzip data, reading at most one byte more than [`MAX_SVG_BYTES`] (a gzip bomb
+/// stops there; the caller refuses anything over the limit).
+fn decompress_bounded(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_SVG_BYTES + 1)
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Metadata usvg does not keep, read from the XML by element id.
