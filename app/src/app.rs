@@ -536,7 +536,7 @@ impl VecdreamApp {
             Event::Warning { message } => self.status.message = Some(format!("Warning: {message}")),
             Event::Error { message } => {
                 self.run.active = false;
-                let remedy = if message.contains("out of memory") {
+                let remedy = if message.contains("out of memory") && !message.contains("Remedy") {
                     " Remedy: fewer particles or a smaller size."
                 } else {
                     ""

@@ -173,13 +173,7 @@ pub fn mesh_summary(mesh: &Mesh) -> String {
 /// Loads a PNG or JPEG (any colour type) as straight RGBA8 with its longer side `size` pixels.
 /// Errors name the file.
 pub fn load_image_rgba(path: &Path, size: u32) -> anyhow::Result<(u32, u32, Vec<u8>)> {
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
-        .decode()
-        .map_err(|e| {
-            anyhow::anyhow!("{}: not a readable PNG or JPEG image: {e}", path.display())
-        })?;
+    let img = vecdream_gpu::vectorize::read_image(path)?;
     let img = img
         .resize(size, size, image::imageops::FilterType::Triangle)
         .to_rgba8();

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cli;
 pub mod demo;
 pub mod dialogs;
+pub mod fuzz_entry;
 pub mod generation;
 pub mod io;
 pub mod model_folder;

@@ -68,8 +68,10 @@ fn to_image(pixmap: &tiny_skia::Pixmap) -> RgbaImage {
     }
 }
 
-fn parse_tree(svg: &str, path: &Path) -> Result<usvg::Tree, Error> {
-    usvg::Tree::from_str(svg, &usvg_options()).map_err(|e| match e {
+/// Parses `svg`; `path` names it in errors, `source` is the file it was read from (external
+/// images only from its folder) or anything else (none).
+fn parse_tree(svg: &str, path: &Path, source: &Path) -> Result<usvg::Tree, Error> {
+    usvg::Tree::from_str(svg, &usvg_options(source)).map_err(|e| match e {
         usvg::Error::InvalidSize => Error::InvalidSize {
             path: path.to_path_buf(),
         },
@@ -84,26 +86,28 @@ fn parse_tree(svg: &str, path: &Path) -> Result<usvg::Tree, Error> {
 /// is stretched to fill the image.
 pub fn render_rgba(doc: &Document, width: u32, height: u32) -> Result<RgbaImage, Error> {
     let origin = Path::new("<document>");
-    let tree = parse_tree(&to_svg_string(doc, &SvgOptions::default()), origin)?;
+    let tree = parse_tree(&to_svg_string(doc, &SvgOptions::default()), origin, origin)?;
     Ok(to_image(&render_tree(&tree, width, height, origin)?))
 }
 
 /// Renders SVG text directly with resvg (no import into a [`Document`]); `origin` names the
-/// source in errors.
+/// source in errors, and external `<image>` files are read only from inside its folder (none when
+/// `origin` is not an existing file).
 pub fn render_svg_str(
     svg: &str,
     width: u32,
     height: u32,
     origin: &Path,
 ) -> Result<RgbaImage, Error> {
-    let tree = parse_tree(svg, origin)?;
+    let tree = parse_tree(svg, origin, origin)?;
     Ok(to_image(&render_tree(&tree, width, height, origin)?))
 }
 
 /// Renders `doc` to a PNG file of `width`×`height` pixels (written atomically).
 pub fn render_png(doc: &Document, path: &Path, width: u32, height: u32) -> Result<(), Error> {
     check_size(width, height, path)?;
-    let tree = parse_tree(&to_svg_string(doc, &SvgOptions::default()), path)?;
+    let doc_svg = to_svg_string(doc, &SvgOptions::default());
+    let tree = parse_tree(&doc_svg, path, Path::new("<document>"))?;
     let pixmap = render_tree(&tree, width, height, path)?;
     let bytes = pixmap.encode_png().map_err(|e| Error::Render {
         path: path.to_path_buf(),

@@ -77,7 +77,7 @@ impl Document {
         }
         let decompressed;
         let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-            decompressed = usvg::decompress_svgz(bytes).map_err(|e| Error::NotSvg {
+            decompressed = decompress_bounded(bytes).map_err(|e| Error::NotSvg {
                 path: path.clone(),
                 reason: format!("gzip data cannot be decompressed: {e}"),
             })?;
@@ -103,6 +103,17 @@ impl Document {
     pub fn from_svg_str(text: &str, origin: impl AsRef<Path>) -> Result<Import, Error> {
         Document::from_svg_bytes(text.as_bytes(), origin)
     }
+}
+
+/// Decompresses gzip data, reading at most one byte more than [`MAX_SVG_BYTES`] (a gzip bomb
+/// stops there; the caller refuses anything over the limit).
+fn decompress_bounded(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_SVG_BYTES + 1)
+        .read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Metadata usvg does not keep, read from the XML by element id.
@@ -311,12 +322,55 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
     .clone()
 }
 
-/// usvg options shared by import and rendering (system fonts loaded once).
-pub(crate) fn usvg_options() -> usvg::Options<'static> {
+/// usvg options shared by import and rendering (system fonts loaded once), for an SVG read from
+/// `origin`: external `<image href>` files are read only from inside the SVG's own folder
+/// ([`confined_resources_dir`]); without a real file as origin, no external file is read.
+pub fn usvg_options(origin: &Path) -> usvg::Options<'static> {
+    let dir = confined_resources_dir(origin);
     usvg::Options {
         fontdb: fontdb(),
+        resources_dir: dir.clone(),
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: usvg::ImageHrefResolver::default_data_resolver(),
+            resolve_string: confined_string_resolver(dir),
+        },
         ..Default::default()
     }
+}
+
+/// The folder external files of an SVG read from `origin` may come from: the canonical folder of
+/// the file (`None` when `origin` is not an existing file, e.g. `<document>` or SVG text).
+pub fn confined_resources_dir(origin: &Path) -> Option<PathBuf> {
+    let file = std::fs::canonicalize(origin).ok()?;
+    if !file.is_file() {
+        return None;
+    }
+    file.parent().map(Path::to_path_buf)
+}
+
+/// Whether `href` names a file inside `dir` (canonical): a relative path without `..`, not a URL,
+/// whose real path (symbolic links resolved) is still inside `dir`. Returns that real path.
+pub fn confined_href(dir: &Path, href: &str) -> Option<PathBuf> {
+    use std::path::Component;
+    let rel = Path::new(href);
+    if href.contains(':')
+        || rel.is_absolute()
+        || !rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return None;
+    }
+    let real = std::fs::canonicalize(dir.join(rel)).ok()?;
+    (real.starts_with(dir) && real.is_file()).then_some(real)
+}
+
+fn confined_string_resolver(dir: Option<PathBuf>) -> usvg::ImageHrefStringResolverFn<'static> {
+    let default = usvg::ImageHrefResolver::default_string_resolver();
+    Box::new(move |href: &str, opts: &usvg::Options| {
+        let real = confined_href(dir.as_deref()?, href)?;
+        default(real.to_str()?, opts)
+    })
 }
 
 fn parse_numbers(s: &str) -> Vec<f64> {
@@ -369,7 +423,7 @@ fn to_affine(t: usvg::Transform) -> Affine {
 }
 
 fn import_text(text: &str, path: &Path) -> Result<Import, Error> {
-    import_text_with(text, path, &usvg_options())
+    import_text_with(text, path, &usvg_options(path))
 }
 
 fn import_text_with(text: &str, path: &Path, options: &usvg::Options) -> Result<Import, Error> {

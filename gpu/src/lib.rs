@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod distill;
+pub mod faults;
 pub mod generate;
 pub mod gpu_memory;
 pub mod raster;

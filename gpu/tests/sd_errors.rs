@@ -137,3 +137,107 @@ fn unsupported_config_is_named() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn truncated_or_garbled_safetensors_are_named() {
+    let dir = scratch("truncated");
+    let file = dir.join("unet/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&file).expect("read");
+    // Cut in the data section: the header's offsets do not fit the file.
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("write");
+    let err = load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, SdError::Safetensors { path, message } if path == &file && message.contains("tensor `")),
+        "{err}"
+    );
+    // Cut inside the 8-byte length or the header itself.
+    for keep in [5usize, 100] {
+        std::fs::write(&file, &bytes[..keep]).expect("write");
+        let err = load(&dir).unwrap_err();
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+    }
+    // A header that is not JSON.
+    let mut garbled = bytes.clone();
+    garbled[8] = b'#';
+    std::fs::write(&file, &garbled).expect("write");
+    let err = load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, SdError::Json { path, .. } if path == &file),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_extra_tensor_is_named() {
+    let dir = scratch("extra");
+    let file = dir.join("vae/diffusion_pytorch_model.safetensors");
+    let mut all = loader::read_all(&file).expect("read");
+    all.push((
+        "decoder.extra_block.weight".into(),
+        Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+    ));
+    Tensor::write_safetensors(&all, &file).expect("write");
+    let err = load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, SdError::UnexpectedTensor { path, key, count: 1 } if path == &file && key == "decoder.extra_block.weight"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_config_that_does_not_match_the_weights_names_the_tensor() {
+    let edit = |dir: &Path, from: &str, to: &str| {
+        let cfg = dir.join("unet/config.json");
+        let text = std::fs::read_to_string(&cfg).expect("read");
+        assert!(text.contains(from), "{from} not in the fixture's config");
+        std::fs::write(&cfg, text.replacen(from, to, 1)).expect("write");
+    };
+    let weights = |dir: &Path| dir.join("unet/diffusion_pytorch_model.safetensors");
+    // A wider cross-attention: the key and value projections have the wrong shape.
+    let dir = scratch("cross");
+    edit(
+        &dir,
+        "\"cross_attention_dim\": 32",
+        "\"cross_attention_dim\": 48",
+    );
+    let err = load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, SdError::Shape { path, key, .. } if path == &weights(&dir) && key.contains("attn2.to_k")),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // Fewer layers: the weights of the dropped layers are unexpected.
+    let dir = scratch("layers");
+    edit(&dir, "\"layers_per_block\": 2", "\"layers_per_block\": 1");
+    let err = load(&dir).unwrap_err();
+    assert!(
+        matches!(&err, SdError::UnexpectedTensor { path, key, .. } if path == &weights(&dir) && key.contains(".1.")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("config.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_config_that_is_not_json_is_named() {
+    for sub in ["unet", "vae", "text_encoder", "scheduler"] {
+        let dir = scratch(&format!("json-{sub}"));
+        let cfg = if sub == "scheduler" {
+            dir.join("scheduler/scheduler_config.json")
+        } else {
+            dir.join(sub).join("config.json")
+        };
+        std::fs::write(&cfg, b"{ \"act_fn\": silu, ").expect("write");
+        let err = load(&dir).unwrap_err();
+        assert!(
+            matches!(&err, SdError::Json { path, .. } if path == &cfg),
+            "{sub}: {err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

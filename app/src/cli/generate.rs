@@ -163,9 +163,7 @@ pub fn load_rgba(path: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         return Ok((img.width, img.height, img.data));
     }
-    let img = image::open(path)
-        .with_context(|| format!("reading image {}", path.display()))?
-        .to_rgba8();
+    let img = vecdream_gpu::vectorize::read_image(path)?.to_rgba8();
     Ok((img.width(), img.height(), img.into_raw()))
 }
 
@@ -262,8 +260,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(lr) = args.lr_points {
         config.lr.points = lr;
     }
-    let d = if args.resume {
+    let settings = run_settings(&args, size);
+    let mut d = if args.resume {
+        // The JSON copy first (a clear error before a shape mismatch), then the copy inside the
+        // safetensors file, which is the one written with the tensors.
+        if let Ok(meta) = Distiller::read_checkpoint_meta(&ckpt) {
+            check_settings(&ckpt, &meta.settings, &settings)?;
+        }
         let mut d = Distiller::resume(&ckpt, guidance, device)?;
+        check_settings(&ckpt, d.settings(), &settings)?;
         // `--steps` on a resume is the new total (the rest of the configuration comes from the checkpoint).
         if let Some(n) = args.steps {
             d.set_param("steps", n as f64)?;
@@ -276,7 +281,81 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let doc = init.ok_or_else(|| anyhow::anyhow!("no start document"))?;
         Distiller::new(&doc, config, guidance, device)?
     };
+    d.set_settings(settings);
     optimise(d, args.resume, args.checkpoint_every, &args.out)
+}
+
+/// The flags that make a run what it is (all but `--steps`, `--checkpoint-every`, `--resume` and
+/// `-o`) with their effective values: saved in the checkpoint and compared on `--resume`.
+fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
+    let path = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "(not given)".into());
+    [
+        ("--prompt", opt(args.prompt.clone())),
+        ("--negative", args.negative.clone()),
+        ("--model", opt(args.model.as_deref().map(path))),
+        (
+            "--reference",
+            opt((!args.reference.is_empty()).then(|| {
+                args.reference
+                    .iter()
+                    .map(|p| path(p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })),
+        ),
+        ("--style", args.style.clone()),
+        ("--paths", opt(args.paths.map(|v| v.to_string()))),
+        ("--palette", opt(args.palette.clone())),
+        ("--objects", opt(args.objects.clone())),
+        ("--content", args.content.clone()),
+        ("--adaptive", args.adaptive.to_string()),
+        ("--region-weight", args.region_weight.to_string()),
+        ("--lr-points", opt(args.lr_points.map(|v| v.to_string()))),
+        ("--method", args.method.clone()),
+        ("--particles", args.particles.to_string()),
+        ("--size", size.to_string()),
+        ("--init", opt(args.init.as_deref().map(path))),
+        ("--sample-steps", args.sample_steps.to_string()),
+        ("--cfg", opt(args.cfg.map(|v| v.to_string()))),
+        ("--t-schedule", opt(args.t_schedule.clone())),
+        ("--seed", args.seed.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Refuses to resume a checkpoint made with other settings (`saved` empty: an older checkpoint
+/// that did not record them).
+fn check_settings(
+    ckpt: &Path,
+    saved: &[(String, String)],
+    now: &[(String, String)],
+) -> anyhow::Result<()> {
+    let diffs: Vec<String> = saved
+        .iter()
+        .filter_map(|(flag, was)| {
+            let is = now
+                .iter()
+                .find(|(f, _)| f == flag)
+                .map_or("(not given)", |(_, v)| v.as_str());
+            (is != was).then(|| format!("{flag} is {is} here but {was} in the checkpoint's run"))
+        })
+        .collect();
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}: the checkpoint does not fit this command: {}. Resume with the run's own settings (only --steps may change), or write to another folder",
+        ckpt.display(),
+        diffs.join("; ")
+    )
 }
 
 /// Runs `vecdream edit` (DDS, one particle).
@@ -375,20 +454,21 @@ fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow:
     Ok(())
 }
 
-/// Keeps the header and the rows of steps ≤ `step` in `loss.csv` (rewritten atomically).
+/// Keeps the header and the rows of steps ≤ `step` in `loss.csv` (rewritten atomically). A last
+/// line without its newline (the run was killed while writing it) is dropped.
 fn keep_rows_up_to(csv: &Path, step: usize) -> anyhow::Result<()> {
     let Ok(text) = std::fs::read_to_string(csv) else {
         return Ok(());
     };
     let kept: String = text
-        .lines()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
         .filter(|l| {
             l.split(',')
                 .next()
-                .and_then(|s| s.parse::<usize>().ok())
+                .and_then(|s| s.trim().parse::<usize>().ok())
                 .is_none_or(|s| s <= step)
         })
-        .map(|l| format!("{l}\n"))
         .collect();
     if kept.len() != text.len() {
         vecdream_core::atomic::write_atomic(csv, kept.as_bytes())

@@ -1,6 +1,11 @@
 //! Checkpoints: particles, optimiser moments, guidance state (e.g. LoRA) in one safetensors file,
 //! and step, seed, config and topology in a JSON file beside it (`run.safetensors` + `run.json`).
 //!
+//! The safetensors file also holds the JSON as a `u8` tensor ([`META_TENSOR`]), so the one file that
+//! is renamed into place last is a complete checkpoint on its own: a run killed between writing the
+//! two files resumes from the safetensors file's own metadata, never from tensors of one step and
+//! metadata of another.
+//!
 //! The random streams are functions of `(seed, step)` (see [`super::Rng::for_step`]), so the seed
 //! and the step are the whole RNG state: a resumed run draws what the uninterrupted run drew.
 
@@ -16,6 +21,9 @@ use super::guidance::Guidance;
 
 /// Version of the checkpoint layout (2: one entry per particle group, with its document).
 pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// Name of the `u8` tensor in the safetensors file that holds the checkpoint's JSON.
+pub const META_TENSOR: &str = "meta.json";
 
 const PARAM_NAMES: [&str; 5] = ["points", "fill", "stroke", "stroke_width", "background"];
 
@@ -49,6 +57,9 @@ pub struct CheckpointMeta {
     pub guidance_scalars: Vec<(String, f64)>,
     /// Reward weights of the particles, if any.
     pub weights: Option<Vec<f64>>,
+    /// How the caller made the run ([`Distiller::set_settings`]).
+    #[serde(default)]
+    pub settings: Vec<(String, String)>,
 }
 
 /// The JSON file that goes with a checkpoint's safetensors file.
@@ -119,14 +130,16 @@ impl Distiller {
             guidance: self.guidance.name(),
             guidance_scalars: self.guidance.state_scalars(),
             weights: self.weights.clone(),
+            settings: self.settings.clone(),
         };
-        write_atomic(path, |tmp| {
-            Tensor::write_safetensors(&named, tmp)?;
-            Ok(())
-        })?;
         let json = serde_json::to_string(&meta).map_err(|e| DistillError::Checkpoint {
             path: meta_path(path),
             message: e.to_string(),
+        })?;
+        named.push((META_TENSOR.into(), Tensor::from_slice(json.as_bytes())));
+        write_atomic(path, |tmp| {
+            Tensor::write_safetensors(&named, tmp)?;
+            Ok(())
         })?;
         let mp = meta_path(path);
         write_atomic(&mp, |tmp| {
@@ -144,40 +157,7 @@ impl Distiller {
             path: mp.clone(),
             source,
         })?;
-        #[derive(Deserialize)]
-        struct Version {
-            version: u32,
-        }
-        let v: Version = serde_json::from_str(&text).map_err(|e| DistillError::Checkpoint {
-            path: mp.clone(),
-            message: format!("invalid JSON (no version): {e}"),
-        })?;
-        if v.version != CHECKPOINT_VERSION {
-            return Err(DistillError::Checkpoint {
-                path: mp,
-                message: format!(
-                    "version {} (this build reads {CHECKPOINT_VERSION})",
-                    v.version
-                ),
-            });
-        }
-        let meta: CheckpointMeta =
-            serde_json::from_str(&text).map_err(|e| DistillError::Checkpoint {
-                path: mp.clone(),
-                message: format!("invalid JSON: {e}"),
-            })?;
-        let total: usize = meta.groups.iter().map(|g| g.particles).sum();
-        if meta.groups.is_empty() || total != meta.config.particles {
-            return Err(DistillError::Checkpoint {
-                path: mp,
-                message: format!(
-                    "{} groups holding {total} particles, the config says {}",
-                    meta.groups.len(),
-                    meta.config.particles
-                ),
-            });
-        }
-        Ok(meta)
+        parse_meta(&text, &mp)
     }
 
     /// Continues a run saved by [`Distiller::save_checkpoint`]. `guidance` must be built with the
@@ -187,10 +167,31 @@ impl Distiller {
         guidance: Box<dyn Guidance>,
         device: Device,
     ) -> Result<Self, DistillError> {
-        let meta = Self::read_checkpoint_meta(path)?;
         let err = |message: String| DistillError::Checkpoint {
             path: path.to_path_buf(),
             message,
+        };
+        if !path.is_file() {
+            return Err(err(
+                "not found (run without --resume to start a new run)".into()
+            ));
+        }
+        let tensors = Tensor::read_safetensors(path).map_err(|e| {
+            err(format!(
+                "not a complete safetensors file (truncated or damaged; delete it and its .json to start over): {e}"
+            ))
+        })?;
+        // The copy inside the safetensors file is the one written with these tensors.
+        let meta = match tensors.iter().find(|(k, _)| k == META_TENSOR) {
+            Some((_, t)) => {
+                let bytes = Vec::<u8>::try_from(t).map_err(|e| {
+                    err(format!("tensor `{META_TENSOR}` is not a byte string: {e}"))
+                })?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|e| err(format!("tensor `{META_TENSOR}` is not UTF-8: {e}")))?;
+                parse_meta(&text, path)?
+            }
+            None => Self::read_checkpoint_meta(path)?,
         };
         if guidance.name() != meta.guidance {
             return Err(err(format!(
@@ -199,7 +200,6 @@ impl Distiller {
                 guidance.name()
             )));
         }
-        let tensors = Tensor::read_safetensors(path).map_err(|e| err(e.to_string()))?;
         let find = |name: &str| {
             tensors
                 .iter()
@@ -270,10 +270,42 @@ impl Distiller {
         d.guidance.load_state(&g_state, &meta.guidance_scalars)?;
         d.step = meta.step;
         d.weights = meta.weights;
+        d.settings = meta.settings;
         d.refresh_shape_counts();
         if d.config.region_weight > 0.0 {
             d.rebuild_regions()?;
         }
         Ok(d)
     }
+}
+
+/// Parses and checks a checkpoint's JSON (`path` names its source in errors).
+fn parse_meta(text: &str, path: &Path) -> Result<CheckpointMeta, DistillError> {
+    let err = |message: String| DistillError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let v: Version =
+        serde_json::from_str(text).map_err(|e| err(format!("invalid JSON (no version): {e}")))?;
+    if v.version != CHECKPOINT_VERSION {
+        return Err(err(format!(
+            "version {} (this build reads {CHECKPOINT_VERSION})",
+            v.version
+        )));
+    }
+    let meta: CheckpointMeta =
+        serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    let total: usize = meta.groups.iter().map(|g| g.particles).sum();
+    if meta.groups.is_empty() || total != meta.config.particles {
+        return Err(err(format!(
+            "{} groups holding {total} particles, the config says {}",
+            meta.groups.len(),
+            meta.config.particles
+        )));
+    }
+    Ok(meta)
 }

@@ -243,6 +243,8 @@ pub struct Distiller {
     pub(crate) last_images: Option<Tensor>,
     /// Shape count of every particle after the last adaptive round (or the start).
     pub(crate) shape_counts: Vec<usize>,
+    /// The caller's description of the run (e.g. command-line flags), saved in checkpoints.
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Distiller {
@@ -396,6 +398,7 @@ impl Distiller {
             raster: RasterOptions::default(),
             last_images: None,
             shape_counts: Vec::new(),
+            settings: Vec::new(),
         };
         d.refresh_shape_counts();
         if d.config.region_weight > 0.0 {
@@ -434,6 +437,18 @@ impl Distiller {
     pub fn with_reward(mut self, reward: Box<dyn Reward>) -> Self {
         self.reward = Some(reward);
         self
+    }
+
+    /// Records how the caller made this run (`(name, value)` pairs, e.g. command-line flags); saved
+    /// in checkpoints and restored by [`Distiller::resume`], so a caller can refuse to resume a run
+    /// made with other settings.
+    pub fn set_settings(&mut self, settings: Vec<(String, String)>) {
+        self.settings = settings;
+    }
+
+    /// What [`Distiller::set_settings`] recorded (empty if nothing, or for older checkpoints).
+    pub fn settings(&self) -> &[(String, String)] {
+        &self.settings
     }
 
     /// The run's settings.
@@ -562,7 +577,35 @@ impl Distiller {
 
     /// One optimisation step. Non-finite losses, gradients or results skip the update (the
     /// parameters keep their last good values) and say why in [`StepReport::skipped`].
+    ///
+    /// A failed allocation (CUDA or CPU, returned or panicking inside libtorch) becomes
+    /// [`DistillError::OutOfMemory`], which names the remedy; the run should then be dropped.
     pub fn step(&mut self) -> Result<StepReport, DistillError> {
+        let oom = |message: String| DistillError::OutOfMemory {
+            message: crate::faults::summary(&message),
+        };
+        let device = self
+            .groups
+            .first()
+            .map_or(tch::Device::Cpu, |g| g.params.tensors()[0].device());
+        crate::faults::inject(self.step, device).map_err(|e| oom(e.to_string()))?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step_unguarded())) {
+            Ok(Err(DistillError::Torch(e))) if crate::faults::is_out_of_memory(&e.to_string()) => {
+                Err(oom(e.to_string()))
+            }
+            Ok(r) => r,
+            Err(p) => {
+                let message = crate::faults::panic_message(p.as_ref());
+                if crate::faults::is_out_of_memory(&message) {
+                    Err(oom(message))
+                } else {
+                    std::panic::resume_unwind(p)
+                }
+            }
+        }
+    }
+
+    fn step_unguarded(&mut self) -> Result<StepReport, DistillError> {
         let owned: Vec<Vec<Tensor>> = self.groups.iter().map(Group::tensors).collect();
         let all: Vec<&Tensor> = owned.iter().flatten().collect();
         zero_grads(&all);

@@ -95,4 +95,10 @@ pub enum DistillError {
     /// A libtorch call failed.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// An allocation failed (CUDA or CPU memory); the run cannot go on at this size.
+    #[error("out of memory: {message}. {}", crate::faults::OUT_OF_MEMORY_REMEDY)]
+    OutOfMemory {
+        /// What the allocator said.
+        message: String,
+    },
 }

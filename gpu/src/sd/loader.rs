@@ -84,9 +84,17 @@ pub fn read_header(path: &Path) -> Result<(Vec<TensorInfo>, u64)> {
             message: format!("entry `{name}`: {e}"),
         })?;
         let [start, end] = e.data_offsets;
-        let numel: i64 = e.shape.iter().product();
-        let elt = dtype_size(&e.dtype).unwrap_or(1) as i64;
-        if end < start || data_start + end > file_len || (end - start) as i64 != numel * elt {
+        // Checked: a hostile header may give negative or huge dimensions.
+        let bytes = e
+            .shape
+            .iter()
+            .try_fold(dtype_size(&e.dtype).unwrap_or(1) as u64, |acc, &d| {
+                u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+            });
+        if end < start
+            || data_start.checked_add(end).is_none_or(|e| e > file_len)
+            || bytes != Some(end - start)
+        {
             return Err(malformed(
                 path,
                 format!("tensor `{name}`: data offsets {start}..{end} are inconsistent"),
@@ -216,11 +224,38 @@ pub fn load_var_store(
     files: &[PathBuf],
     rename: &dyn Fn(&str) -> Option<String>,
 ) -> Result<()> {
+    load_var_store_checked(vs, files, rename, false)
+}
+
+/// [`load_var_store`], and with `strict` also fails when a file holds a tensor that is not a
+/// variable of `vs` ([`SdError::UnexpectedTensor`]; `*.position_ids` buffers of older text-encoder
+/// saves are allowed). Used for whole models, whose files must match their config exactly.
+pub fn load_var_store_checked(
+    vs: &VarStore,
+    files: &[PathBuf],
+    rename: &dyn Fn(&str) -> Option<String>,
+    strict: bool,
+) -> Result<()> {
     let vars: HashMap<String, Tensor> = vs.variables();
     let mut loaded: HashSet<String> = HashSet::new();
     let _guard = tch::no_grad_guard();
     for path in files {
         let (infos, data_start) = read_header(path)?;
+        if strict {
+            let unexpected: Vec<&String> = infos
+                .iter()
+                .map(|i| &i.name)
+                .filter(|n| !n.ends_with("position_ids"))
+                .filter(|n| rename(n).is_some_and(|k| !vars.contains_key(&k)))
+                .collect();
+            if let Some(first) = unexpected.iter().min() {
+                return Err(SdError::UnexpectedTensor {
+                    path: path.clone(),
+                    key: (*first).clone(),
+                    count: unexpected.len(),
+                });
+            }
+        }
         let mut f = File::open(path).map_err(io_err(path))?;
         for info in &infos {
             let Some(key) = rename(&info.name) else {

@@ -89,6 +89,19 @@ pub enum SdError {
         /// How many keys are missing.
         count: usize,
     },
+    /// A weights file holds a tensor the configured model does not have (weights of another model,
+    /// or a config that does not match them).
+    #[error(
+        "{path}: unexpected tensor `{key}` ({count} unexpected in all): the weights do not match the model's config.json"
+    )]
+    UnexpectedTensor {
+        /// The weights file.
+        path: PathBuf,
+        /// The first unexpected key (in sorted order).
+        key: String,
+        /// How many keys are unexpected in this file.
+        count: usize,
+    },
     /// A tensor has the wrong shape for the configured model.
     #[error("{path}: tensor `{key}` has shape {found:?}, the config expects {expected:?}")]
     Shape {

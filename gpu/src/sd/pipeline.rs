@@ -9,7 +9,7 @@ use super::attention::AttentionCapture;
 use super::clip::ClipTextTransformer;
 use super::config::{ClipTextConfig, ModelDirs, SchedulerConfig, UNet2DConditionConfig, VaeConfig};
 use super::loader::{
-    find_weights, load_var_store, rename_identity, rename_text_encoder, rename_vae,
+    find_weights, load_var_store_checked, rename_identity, rename_text_encoder, rename_vae,
 };
 use super::scheduler::DdimScheduler;
 use super::tokenizer::ClipTokenizer;
@@ -57,7 +57,7 @@ fn build_and_load<M>(
     // an fp16 model never holds an fp32 copy.
     vs.set_kind(kind);
     let model = build(vs.root());
-    load_var_store(&vs, files, rename)?;
+    load_var_store_checked(&vs, files, rename, true)?;
     vs.freeze();
     Ok((model, vs))
 }

@@ -4,8 +4,15 @@ use std::path::{Path, PathBuf};
 
 use super::VectorizeError;
 
-/// Images with more pixels than this are refused before decoding (a 16k × 16k photo).
-pub const MAX_INPUT_PIXELS: u64 = 16384 * 16384;
+/// Images with more pixels than this are refused before decoding (8192 × 8192: a 64-megapixel
+/// photo decodes into 256 MB of RGBA).
+pub const MAX_INPUT_PIXELS: u64 = 8192 * 8192;
+
+/// Images wider or taller than this are refused before decoding.
+pub const MAX_INPUT_SIDE: u32 = 16384;
+
+/// The most one decoder may allocate (image's `Limits::max_alloc`).
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
 
 /// A target image in straight (non-premultiplied) RGBA, each channel in `[0, 1]`, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,45 +96,75 @@ impl LoadedImage {
 /// Reads a PNG or JPEG file (any colour type: grayscale, RGB, with or without alpha) and
 /// resizes it so its longer side is `size` pixels, keeping the aspect ratio.
 pub fn load_image(path: &Path, size: usize) -> Result<LoadedImage, VectorizeError> {
-    let bytes = std::fs::read(path).map_err(|e| VectorizeError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read_file(path)?;
     decode_image(&bytes, path, size)
 }
 
-/// Decodes image bytes (see [`load_image`]); `path` names the source in errors.
-pub fn decode_image(bytes: &[u8], path: &Path, size: usize) -> Result<LoadedImage, VectorizeError> {
+fn read_file(path: &Path) -> Result<Vec<u8>, VectorizeError> {
+    std::fs::read(path).map_err(|e| VectorizeError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a PNG or JPEG file through [`decode_limited`]: the one image loader of vecdream (the
+/// vectoriser's input, reference images, the app's *Open image…*).
+pub fn read_image(path: &Path) -> Result<image::DynamicImage, VectorizeError> {
+    decode_limited(&read_file(path)?, path)
+}
+
+/// Decodes PNG or JPEG bytes, refusing decompression bombs before anything of their size is
+/// allocated: the header's dimensions must be within [`MAX_INPUT_SIDE`] per side and
+/// [`MAX_INPUT_PIXELS`] in all, and the decoder may allocate at most [`MAX_DECODE_BYTES`].
+/// `path` names the source in errors (with the dimensions when they are the reason).
+pub fn decode_limited(bytes: &[u8], path: &Path) -> Result<image::DynamicImage, VectorizeError> {
     let decode_err = |reason: String| VectorizeError::Decode {
         path: PathBuf::from(path),
         reason,
     };
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| decode_err(e.to_string()))
+    };
+    let probe = reader()?;
+    if probe.format().is_none() {
+        return Err(decode_err(
+            "not a PNG or JPEG image (unknown file signature)".into(),
+        ));
+    }
+    let (w, h) = probe
+        .into_dimensions()
+        .map_err(|e| decode_err(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(decode_err(format!("image is {w}x{h} pixels")));
+    }
+    if u64::from(w) * u64::from(h) > MAX_INPUT_PIXELS || w.max(h) > MAX_INPUT_SIDE {
+        return Err(decode_err(format!(
+            "image is {w}x{h} pixels ({:.0} megapixels); at most {} megapixels and {MAX_INPUT_SIDE} \
+             pixels per side are read (a decompression bomb, or a photo to downscale first)",
+            (f64::from(w) * f64::from(h) / 1e6),
+            MAX_INPUT_PIXELS / 1_000_000
+        )));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_INPUT_SIDE);
+    limits.max_image_height = Some(MAX_INPUT_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut decoder = reader()?;
+    decoder.limits(limits);
+    decoder.decode().map_err(|e| decode_err(e.to_string()))
+}
+
+/// Decodes image bytes (see [`load_image`]); `path` names the source in errors.
+pub fn decode_image(bytes: &[u8], path: &Path, size: usize) -> Result<LoadedImage, VectorizeError> {
     if size == 0 {
         return Err(VectorizeError::BadConfig(
             "working size must be at least 1 pixel".into(),
         ));
     }
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| decode_err(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(decode_err(
-            "not a PNG or JPEG image (unknown file signature)".into(),
-        ));
-    }
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| decode_err(e.to_string()))?;
-    if u64::from(w) * u64::from(h) > MAX_INPUT_PIXELS || w == 0 || h == 0 {
-        return Err(decode_err(format!(
-            "image is {w}x{h} pixels; at most {MAX_INPUT_PIXELS} pixels are accepted"
-        )));
-    }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| decode_err(e.to_string()))?;
-    reader.no_limits();
-    let decoded = reader.decode().map_err(|e| decode_err(e.to_string()))?;
+    let decoded = decode_limited(bytes, path)?;
+    let (w, h) = (decoded.width(), decoded.height());
     let rgba = decoded.to_rgba8();
     let scale = size as f64 / f64::from(w.max(h));
     let nw = ((f64::from(w) * scale).round() as u32).max(1);

@@ -37,7 +37,9 @@ use tch::{Device, Kind};
 use vecdream_core::{Document, PrimitiveKind};
 
 use self::fit::{ContourFit, SpanKind, offset_outward, smooth_closed};
-pub use self::image::{LoadedImage, TargetImage, decode_image, load_image};
+pub use self::image::{
+    LoadedImage, TargetImage, decode_image, decode_limited, load_image, read_image,
+};
 use self::layers::{FitShape, Layered, colours_for_budget, initial_layers, pixel_layers};
 use self::optimize::{Flat, TargetTensors, psnr_of_mse, render_mse};
 use self::segment::{NO_LABEL, silhouette, trace_boundary};
@@ -630,7 +632,9 @@ pub fn refine(
 /// `S`/`s`, `Q`/`q`, `T`/`t`, `L`/`l`, `H`/`h`, `V`/`v` segment and each `Z` that closes
 /// a gap counts once (implicit repeated coordinates included). Returns `(paths, segments)`.
 pub fn count_svg_segments(svg: &str) -> (usize, usize) {
-    let Ok(tree) = usvg::Tree::from_str(svg, &usvg::Options::default()) else {
+    // Options without a folder: no external file is read.
+    let options = vecdream_core::svg_import::usvg_options(Path::new(""));
+    let Ok(tree) = usvg::Tree::from_str(svg, &options) else {
         return (0, 0);
     };
     fn walk(g: &usvg::Group, acc: &mut (usize, usize)) {
