@@ -71,6 +71,11 @@ impl ViewFit {
         self.cameras.is_empty()
     }
 
+    /// The views' alpha `[V, 1, S, S]` when every image has one.
+    pub fn alpha(&self) -> Option<&Tensor> {
+        self.has_alpha.then_some(&self.alpha)
+    }
+
     /// The cameras of the views.
     pub fn cameras(&self) -> &[Camera] {
         &self.cameras

@@ -201,7 +201,12 @@ impl Grid {
         let raw = (&self.density + &self.bias).grid_sampler(&g, 0, 1, true);
         let sigma = raw.view([p]).softplus() * self.density_scale;
         let c = self.color_space.channels();
-        let col = self.color.grid_sampler(&g, 0, 1, true).view([c, p]).transpose(0, 1);
+        let col = self
+            .color
+            .grid_sampler(&g, 0, 1, true)
+            .view([c, p])
+            .transpose(0, 1)
+            .contiguous();
         (sigma, self.color_space.activate(&col))
     }
 

@@ -266,3 +266,22 @@ mod tests {
         assert!((vol - exact).abs() / exact < 0.03, "{vol} vs {exact}");
     }
 }
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+    use crate::field::grid::{Blob, ColorSpace};
+
+    #[test]
+    fn the_blob_start_gives_a_closed_sphere_of_the_expected_size() {
+        let g = Grid::new(24, ColorSpace::Latent, Blob::default(), 32.0, tch::Device::Cpu);
+        let m = extract_mesh(&g, 1.0);
+        m.validate().unwrap();
+        // softplus(x) = 1 at x = ln(e − 1) ≈ 0.5413: r = 0.25·(1 − 0.5413/5).
+        let r = 0.25 * (1.0 - (std::f64::consts::E - 1.0).ln() / 5.0);
+        let exact = 4.0 / 3.0 * std::f64::consts::PI * r * r * r;
+        let v = m.signed_volume();
+        assert!((v - exact).abs() / exact < 0.1, "{v} vs {exact}");
+        assert!(m.parts[0].colors.iter().all(|c| c[3] == 1.0));
+    }
+}

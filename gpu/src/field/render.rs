@@ -21,6 +21,11 @@ pub struct RenderOutput {
     pub depth: Tensor,
     /// Compositing weights `[B·H·W, samples]` (for the emptiness regulariser).
     pub weights: Tensor,
+    /// Median termination distance `[B·H·W]`: the first sample where the accumulated weight
+    /// reaches ½ (the exit distance where it never does). No gradient.
+    pub median_t: Tensor,
+    /// Ray origins and unit directions `[B·H·W, 3]` each.
+    pub rays: (Tensor, Tensor),
 }
 
 /// Entry and exit distances `[R]` of rays with the unit box (`far = near` when a ray misses).
@@ -95,11 +100,21 @@ pub fn render(
             .permute([0, 3, 1, 2])
             .contiguous()
     };
+    let median_t = {
+        let _g = tch::no_grad_guard();
+        let cum = weights.detach().cumsum(1, Kind::Float);
+        let idx = cum.lt(0.5).sum_dim_intlist(1, true, Kind::Int64);
+        let hit = idx.lt(s);
+        let tt = t.detach().gather(1, &idx.clamp_max(s - 1), false);
+        tt.where_self(&hit, &far.view([r, 1])).view([r])
+    };
     RenderOutput {
         color: to_image(rgb, c),
         opacity: to_image(opacity, 1),
         depth: to_image(depth, 1),
         weights,
+        median_t,
+        rays: (rays.origins, rays.dirs),
     }
 }
 

@@ -75,8 +75,8 @@ pub struct FieldConfig {
     pub density_scale: f64,
     /// Random training cameras (text mode).
     pub cameras: CameraRanges,
-    /// Density threshold of the extracted surface.
-    pub mesh_threshold: f64,
+    /// Density threshold of the extracted surface; `None`: [`FieldRun::auto_threshold`].
+    pub mesh_threshold: Option<f64>,
 }
 
 impl FieldConfig {
@@ -101,7 +101,7 @@ impl FieldConfig {
             blob: Blob::default(),
             density_scale: 32.0,
             cameras: CameraRanges::default(),
-            mesh_threshold: 1.0,
+            mesh_threshold: None,
         }
     }
 
@@ -114,7 +114,7 @@ impl FieldConfig {
                 strength: 4.0,
                 radius: 0.7,
             },
-            tv_weight: 0.05,
+            tv_weight: 0.01,
             ..Self::base(
                 FieldSource::Views {
                     dir: dir.into(),
@@ -464,5 +464,63 @@ impl FieldRun {
     /// The surface at density `threshold` (see [`extract_mesh`]); no parts if nothing is above it.
     pub fn mesh(&self, threshold: f64) -> Mesh {
         extract_mesh(&self.grid, threshold)
+    }
+
+    /// The threshold whose surface has the right silhouettes: for 32 levels from 0.02 to 4
+    /// (geometric), the solid `density > level` is rendered hard from the training views (text
+    /// mode: a turntable) and the level whose opacity differs least from the views' alpha (or,
+    /// without alpha, from the field's own renders) wins. However soft the fitted density, the mesh then covers what
+    /// the renders show.
+    pub fn auto_threshold(&self) -> f64 {
+        let _g = tch::no_grad_guard();
+        let (cams, size) = match &self.objective {
+            Objective::Views(fit) => (fit.cameras().to_vec(), fit.size.min(32)),
+            Objective::Text(_) => (turntable(8, 15.0, 1.8, 50.0), 32),
+        };
+        let bg = self.background_values();
+        let samples = self.config.samples.max(64);
+        // The silhouettes to match: the images' alpha (views with alpha), else the field's own.
+        let soft = match &self.objective {
+            Objective::Views(fit) if fit.size <= 32 && fit.alpha().is_some() => {
+                fit.alpha().map(Tensor::shallow_clone).unwrap_or_default()
+            }
+            _ => render(&self.grid, &cams, size, samples, &bg, None).opacity,
+        };
+        let density = self.grid.density_values();
+        let n = self.grid.resolution;
+        let no_bias = Blob {
+            strength: 0.0,
+            radius: 1.0,
+        };
+        let mut best = (f64::INFINITY, 1.0);
+        for k in 0..32 {
+            let level = 0.02 * (4.0f64 / 0.02).powf(k as f64 / 31.0);
+            // Crosses 0 where the density crosses the level (where surface nets put the
+            // surface), steeply: a hard solid bounded by that surface.
+            let raw = ((&density - level) * (30.0 / level))
+                .clamp(-30.0, 30.0)
+                .view([1, 1, n, n, n]);
+            let color = self.grid.color.detach();
+            let Ok(hard) = Grid::from_tensors(raw, color, self.grid.color_space, no_bias, 1000.0)
+            else {
+                continue;
+            };
+            let out = render(&hard, &cams, size, samples, &bg, None);
+            let err = (&out.opacity - &soft).abs().mean(Kind::Float).double_value(&[]);
+            if err < best.0 {
+                best = (err, level);
+            }
+        }
+        best.1
+    }
+
+    /// The surface at the configured threshold, or at [`FieldRun::auto_threshold`]; with the
+    /// threshold used.
+    pub fn surface(&self) -> (Mesh, f64) {
+        let t = self
+            .config
+            .mesh_threshold
+            .unwrap_or_else(|| self.auto_threshold());
+        (self.mesh(t), t)
     }
 }
