@@ -12,6 +12,8 @@ pub enum DialogKind {
     OpenImage,
     /// Choose where to export the document.
     Export,
+    /// Choose where to write the document extruded into a GLB.
+    ExportGlb,
     /// Choose a Stable Diffusion model folder (diffusers layout).
     ModelFolder,
 }
@@ -22,6 +24,7 @@ impl DialogKind {
             Self::OpenSvg => "Open SVG",
             Self::OpenImage => "Open image",
             Self::Export => "Export",
+            Self::ExportGlb => "Export GLB (extruded)",
             Self::ModelFolder => "Choose a Stable Diffusion model folder",
         }
     }
@@ -30,7 +33,12 @@ impl DialogKind {
         match self {
             Self::OpenSvg => &[("SVG", &["svg"])],
             Self::OpenImage => &[("Images", &["png", "jpg", "jpeg"])],
-            Self::Export => &[("SVG", &["svg"]), ("PNG", &["png"])],
+            Self::Export => &[
+                ("SVG", &["svg"]),
+                ("PNG", &["png"]),
+                ("GLB (extruded)", &["glb"]),
+            ],
+            Self::ExportGlb => &[("GLB", &["glb"])],
             Self::ModelFolder => &[],
         }
     }
@@ -53,7 +61,7 @@ impl FileDialogs for NativeDialogs {
             dialog = dialog.add_filter(*name, extensions);
         }
         match kind {
-            DialogKind::Export => dialog.save_file(),
+            DialogKind::Export | DialogKind::ExportGlb => dialog.save_file(),
             DialogKind::ModelFolder => dialog.pick_folder(),
             DialogKind::OpenSvg | DialogKind::OpenImage => dialog.pick_file(),
         }
