@@ -251,8 +251,28 @@ fn tiny_text(method: SdMethod) -> FieldConfig {
     config
 }
 
+/// Runs `scripts/check-glb` (Khronos glTF-Validator + three.js); fails if node is missing.
+fn check_glb(files: &[PathBuf]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-glb");
+    let out = std::process::Command::new(&script).args(files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().count() == files.len(),
+        "scripts/check-glb failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in stdout.lines() {
+        assert!(
+            line.contains("\"errors\":0") && line.contains("\"loaded\":true"),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn text_to_3d_on_the_tiny_fixture_gives_a_finite_loss_and_a_mesh() {
+    let dir = scratch("text");
+    let mut glbs = Vec::new();
     for method in [SdMethod::Sds, SdMethod::Vpsd] {
         let mut run = FieldRun::new(tiny_text(method), Device::Cpu).unwrap();
         let mut losses = Vec::new();
@@ -270,5 +290,10 @@ fn text_to_3d_on_the_tiny_fixture_gives_a_finite_loss_and_a_mesh() {
         let preview = run.render_rgb(&Camera::default(), 24);
         assert_eq!(preview.data.len(), 24 * 24 * 4);
         println!("{method:?}: losses {losses:?}, {} triangles", mesh.triangle_count());
+        let glb = dir.join(format!("{}.glb", method.as_str()));
+        vecdream_core::glb::write_glb(&glb, &mesh).unwrap();
+        glbs.push(glb);
     }
+    check_glb(&glbs);
+    let _ = std::fs::remove_dir_all(&dir);
 }
