@@ -55,12 +55,13 @@ fn canonical_source(s: &FieldSource) -> FieldSource {
     }
 }
 
-/// The first setting (other than `steps`) in which `saved` and `now` differ, as
+/// The first setting (other than `steps` and `upsample_at`, which follows from it) in which `saved` and `now` differ, as
 /// `(name, saved, now)`.
 fn first_difference(saved: &FieldConfig, now: &FieldConfig) -> Option<(String, String, String)> {
     let norm = |c: &FieldConfig| {
         let mut c = c.clone();
         c.steps = 0;
+        c.upsample_at = 0;
         c.source = canonical_source(&c.source);
         serde_json::to_value(&c).unwrap_or_default()
     };
@@ -136,7 +137,8 @@ impl FieldRun {
     }
 
     /// A run for `config` on `device` continued from the checkpoint at `path`. `config` must
-    /// equal the saved one except for `steps` (the new plan).
+    /// equal the saved one except for `steps` (the new plan); the upsampling step stays the
+    /// saved one.
     pub fn resume(path: &Path, config: FieldConfig, device: Device) -> Result<Self, FieldError> {
         if !path.is_file() {
             return Err(ck(path, "no checkpoint here (run without --resume first)"));
@@ -170,6 +172,9 @@ impl FieldRun {
                 ),
             ));
         }
+        // The coarse-to-fine schedule stays the one the run started with.
+        let mut config = config;
+        config.upsample_at = meta.config.upsample_at;
         let mut run = Self::new(config, device)?;
         let grid = Grid::from_tensors(
             need("grid.density")?.to_device(device),
