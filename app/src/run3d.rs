@@ -244,12 +244,11 @@ impl Run3dPanel {
                 }
             }
         }
-        if done {
-            if let Some(mut r) = self.running.take()
-                && let Some(h) = r.handle.take()
-            {
-                let _ = h.join();
-            }
+        if done
+            && let Some(mut r) = self.running.take()
+            && let Some(h) = r.handle.take()
+        {
+            let _ = h.join();
         }
         if let Some(u) = &mut latest {
             u.mesh = mesh;
@@ -290,7 +289,11 @@ impl Run3dPanel {
             }
             ui.horizontal(|ui| {
                 ui.label("Grid");
-                ui.add(egui::DragValue::new(&mut self.grid).range(16..=256).suffix("³"));
+                ui.add(
+                    egui::DragValue::new(&mut self.grid)
+                        .range(16..=256)
+                        .suffix("³"),
+                );
                 ui.label("Steps");
                 ui.add(egui::DragValue::new(&mut self.steps).range(1..=20_000));
             });

@@ -73,14 +73,30 @@ fn generate3d_from_views_writes_a_valid_glb_and_resumes() {
     let out = dir.join("out");
     let (v, o) = (views.to_str().unwrap(), out.to_str().unwrap());
     let common = [
-        "generate3d", "--views", v, "--grid", "20", "--samples", "24", "--turntable", "4",
-        "--turntable-size", "32", "-o", o,
+        "generate3d",
+        "--views",
+        v,
+        "--grid",
+        "20",
+        "--samples",
+        "24",
+        "--turntable",
+        "4",
+        "--turntable-size",
+        "32",
+        "-o",
+        o,
     ];
     let mut args = common.to_vec();
     args.extend(["--steps", "6"]);
     let r = run(&args);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    for f in ["model.glb", "turntable.png", "loss.csv", "checkpoint.safetensors"] {
+    for f in [
+        "model.glb",
+        "turntable.png",
+        "loss.csv",
+        "checkpoint.safetensors",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let csv = rows(&out.join("loss.csv"));
@@ -125,8 +141,14 @@ fn generate3d_with_a_bad_views_folder_names_it() {
         o.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && stderr.contains("/nonexistent-vecdream-views"), "{stderr}");
+    assert!(
+        !r.status.success() && stderr.contains("/nonexistent-vecdream-views"),
+        "{stderr}"
+    );
     let r = run(&["generate3d", "--prompt", "a cat", "-o", o.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(!r.status.success() && stderr.contains("--model"), "{stderr}");
+    assert!(
+        !r.status.success() && stderr.contains("--model"),
+        "{stderr}"
+    );
 }

@@ -138,7 +138,10 @@ fn fit_shape(name: &str, shape: AnalyticShape, grid: i64, steps: usize) -> (f64,
         err * 100.0,
         t0.elapsed().as_secs_f64()
     );
-    assert!(last < first.unwrap_or(0.0) * 0.2, "the fit did not converge: {last}");
+    assert!(
+        last < first.unwrap_or(0.0) * 0.2,
+        "the fit did not converge: {last}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     (err, iou)
 }
@@ -188,14 +191,28 @@ fn a_resumed_run_continues_exactly_and_a_mismatch_is_refused() {
     }
     let a = straight.grid().density.detach();
     let b = resumed.grid().density.detach();
-    assert!(a.equal(&b), "resumed density differs from the uninterrupted run");
-    assert!(straight.grid().color.detach().equal(&resumed.grid().color.detach()));
+    assert!(
+        a.equal(&b),
+        "resumed density differs from the uninterrupted run"
+    );
+    assert!(
+        straight
+            .grid()
+            .color
+            .detach()
+            .equal(&resumed.grid().color.detach())
+    );
     // A different grid size is refused, naming the setting.
     let mut other = config.clone();
     other.grid = 16;
     other.grid_start = 16;
-    let e = FieldRun::resume(&ck, other, Device::Cpu).unwrap_err().to_string();
-    assert!(e.contains("checkpoint.safetensors") && e.contains("`grid`"), "{e}");
+    let e = FieldRun::resume(&ck, other, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("checkpoint.safetensors") && e.contains("`grid`"),
+        "{e}"
+    );
     // A file that is not a field checkpoint.
     std::fs::write(dir.join("junk.safetensors"), b"not a checkpoint").unwrap();
     let e = FieldRun::resume(&dir.join("junk.safetensors"), config, Device::Cpu)
@@ -217,13 +234,19 @@ fn views_json_errors_name_the_file_the_view_and_the_field() {
     std::fs::write(&json, &bad).unwrap();
     let e = load_views(&dir).unwrap_err().to_string();
     assert!(
-        e.contains("views.json") && e.contains("view 0") && e.contains("`distance`") && e.contains("line"),
+        e.contains("views.json")
+            && e.contains("view 0")
+            && e.contains("`distance`")
+            && e.contains("line"),
         "{e}"
     );
     // A missing field.
     std::fs::write(&json, good.replacen("\"fov\": 45.0", "\"fovy\": 45.0", 1)).unwrap();
     let e = load_views(&dir).unwrap_err().to_string();
-    assert!(e.contains("views.json") && e.contains("fovy") && e.contains("line"), "{e}");
+    assert!(
+        e.contains("views.json") && e.contains("fovy") && e.contains("line"),
+        "{e}"
+    );
     // A missing image.
     std::fs::write(&json, good.replacen("view_003.png", "nope.png", 1)).unwrap();
     let e = load_views(&dir).unwrap_err().to_string();
@@ -254,7 +277,10 @@ fn tiny_text(method: SdMethod) -> FieldConfig {
 /// Runs `scripts/check-glb` (Khronos glTF-Validator + three.js); fails if node is missing.
 fn check_glb(files: &[PathBuf]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-glb");
-    let out = std::process::Command::new(&script).args(files).output().unwrap();
+    let out = std::process::Command::new(&script)
+        .args(files)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.lines().count() == files.len(),
@@ -278,7 +304,10 @@ fn text_to_3d_on_the_tiny_fixture_gives_a_finite_loss_and_a_mesh() {
         let mut losses = Vec::new();
         while !run.is_finished() {
             let info = run.step().unwrap();
-            assert!(info.loss.is_finite() && info.loss > 0.0, "{method:?}: {info:?}");
+            assert!(
+                info.loss.is_finite() && info.loss > 0.0,
+                "{method:?}: {info:?}"
+            );
             losses.push(info.loss);
         }
         assert_eq!(losses.len(), 3);
@@ -289,7 +318,10 @@ fn text_to_3d_on_the_tiny_fixture_gives_a_finite_loss_and_a_mesh() {
         assert!(mesh.triangle_count() > 0 && mesh.signed_volume() > 0.0);
         let preview = run.render_rgb(&Camera::default(), 24);
         assert_eq!(preview.data.len(), 24 * 24 * 4);
-        println!("{method:?}: losses {losses:?}, {} triangles", mesh.triangle_count());
+        println!(
+            "{method:?}: losses {losses:?}, {} triangles",
+            mesh.triangle_count()
+        );
         let glb = dir.join(format!("{}.glb", method.as_str()));
         vecdream_core::glb::write_glb(&glb, &mesh).unwrap();
         glbs.push(glb);

@@ -233,8 +233,13 @@ pub struct Bench3dArgs {
 pub fn bench(args: &Bench3dArgs) -> anyhow::Result<()> {
     use vecdream_gpu::field::bench::{FieldBenchResult, bench_field, bench_field_sd21};
     let device = best_device();
-    println!("device: {device:?}, {} CPU threads", vecdream_gpu::tch::get_num_threads());
-    println!("| case | grid | latent | samples/ray | s/iter | 5000 iters | peak RSS MiB | peak GPU MiB |");
+    println!(
+        "device: {device:?}, {} CPU threads",
+        vecdream_gpu::tch::get_num_threads()
+    );
+    println!(
+        "| case | grid | latent | samples/ray | s/iter | 5000 iters | peak RSS MiB | peak GPU MiB |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let print = |r: &FieldBenchResult| {
         let total = r.sec_per_iter * 5000.0;

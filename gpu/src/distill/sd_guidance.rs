@@ -264,8 +264,11 @@ impl SdGuidance {
         for i in 0..b {
             let row = |x: &Tensor| x.narrow(0, i as i64, 1);
             let cam = camera.map(row);
-            let grad = self.latent_grad(&row(&zd), &row(&noise), &row(&tt), i, &text, cam.as_ref())?;
-            let weight = ctx.weights.map_or(1.0, |w| w.get(i).copied().unwrap_or(1.0));
+            let grad =
+                self.latent_grad(&row(&zd), &row(&noise), &row(&tt), i, &text, cam.as_ref())?;
+            let weight = ctx
+                .weights
+                .map_or(1.0, |w| w.get(i).copied().unwrap_or(1.0));
             let mut grad = (grad * weight).nan_to_num(0.0, 0.0, 0.0);
             if let Some(c) = self.config.grad_clip {
                 grad = grad.clamp(-c, c);

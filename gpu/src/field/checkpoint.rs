@@ -153,8 +153,12 @@ impl FieldRun {
         let need = |k: &str| find(k).ok_or_else(|| ck(path, format!("missing tensor `{k}`")));
         let meta_bytes: Vec<u8> = Vec::try_from(need(META)?.to_kind(Kind::Uint8))
             .map_err(|e: tch::TchError| ck(path, e.to_string()))?;
-        let meta: Meta = serde_json::from_slice(&meta_bytes)
-            .map_err(|e| ck(path, format!("header: {e} (not a vecdream field checkpoint?)")))?;
+        let meta: Meta = serde_json::from_slice(&meta_bytes).map_err(|e| {
+            ck(
+                path,
+                format!("header: {e} (not a vecdream field checkpoint?)"),
+            )
+        })?;
         if meta.kind != "vecdream-field" || meta.version != FIELD_CHECKPOINT_VERSION {
             return Err(ck(
                 path,
@@ -218,11 +222,10 @@ impl FieldRun {
                 need(&format!("adam.{name}.v"))?,
             ));
         }
-        for ((m, _), p) in moments.iter().zip([
-            &run.grid.density,
-            &run.grid.color,
-            &run.background,
-        ]) {
+        for ((m, _), p) in moments
+            .iter()
+            .zip([&run.grid.density, &run.grid.color, &run.background])
+        {
             if m.size() != p.size() {
                 return Err(ck(path, "optimiser moments do not fit the grid"));
             }

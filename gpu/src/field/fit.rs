@@ -41,7 +41,13 @@ pub struct ObjectiveOutput {
 
 impl ViewFit {
     /// The views as tensors on `device`, area-downsampled to at most `max_size` pixels a side.
-    pub fn new(views: &Views, max_size: u32, batch: usize, mask_weight: f64, device: Device) -> Self {
+    pub fn new(
+        views: &Views,
+        max_size: u32,
+        batch: usize,
+        mask_weight: f64,
+        device: Device,
+    ) -> Self {
         let (mut rgb, mut alpha) = views.tensors(device);
         let mut size = i64::from(views.size);
         let max = i64::from(max_size.max(8));

@@ -113,10 +113,7 @@ pub fn voxel_positions(n: i64, device: Device) -> Tensor {
 
 fn bias_tensor(n: i64, blob: Blob, device: Device) -> Tensor {
     let p = voxel_positions(n, device);
-    let r = p
-        .square()
-        .sum_dim_intlist(-1, false, Kind::Float)
-        .sqrt();
+    let r = p.square().sum_dim_intlist(-1, false, Kind::Float).sqrt();
     ((r / -blob.radius.max(1e-6) + 1.0) * blob.strength).view([1, 1, n, n, n])
 }
 
@@ -156,9 +153,7 @@ impl Grid {
         let c = color.size();
         let n = d.get(2).copied().unwrap_or(0);
         if d.len() != 5 || d[0] != 1 || d[1] != 1 || d[3] != n || d[4] != n || n < 2 {
-            return Err(format!(
-                "density has shape {d:?}, expected [1, 1, N, N, N]"
-            ));
+            return Err(format!("density has shape {d:?}, expected [1, 1, N, N, N]"));
         }
         if c != [1, color_space.channels(), n, n, n] {
             return Err(format!(
@@ -168,7 +163,10 @@ impl Grid {
         }
         let device = density.device();
         Ok(Self {
-            density: density.detach().to_kind(Kind::Float).set_requires_grad(true),
+            density: density
+                .detach()
+                .to_kind(Kind::Float)
+                .set_requires_grad(true),
             color: color
                 .detach()
                 .to_kind(Kind::Float)

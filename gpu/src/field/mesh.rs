@@ -172,12 +172,9 @@ pub fn vertex_normals(positions: &[[f32; 3]], indices: &[u32]) -> Vec<[f32; 3]> 
 pub fn extract_mesh(grid: &Grid, threshold: f64) -> Mesh {
     let _g = tch::no_grad_guard();
     let n = grid.resolution as usize;
-    let values: Vec<f32> = Vec::try_from(
-        grid.density_values()
-            .to_device(tch::Device::Cpu)
-            .view([-1]),
-    )
-    .unwrap_or_default();
+    let values: Vec<f32> =
+        Vec::try_from(grid.density_values().to_device(tch::Device::Cpu).view([-1]))
+            .unwrap_or_default();
     let net = surface_nets(&values, n, threshold as f32);
     if net.indices.is_empty() {
         return Mesh::default();
@@ -246,8 +243,9 @@ mod tests {
         for z in 0..n {
             for y in 0..n {
                 for x in 0..n {
-                    let d = ((x as f32 - c).powi(2) + (y as f32 - c).powi(2) + (z as f32 - c).powi(2))
-                        .sqrt();
+                    let d =
+                        ((x as f32 - c).powi(2) + (y as f32 - c).powi(2) + (z as f32 - c).powi(2))
+                            .sqrt();
                     v[(z * n + y) * n + x] = r - d;
                 }
             }
@@ -274,7 +272,13 @@ mod grid_tests {
 
     #[test]
     fn the_blob_start_gives_a_closed_sphere_of_the_expected_size() {
-        let g = Grid::new(24, ColorSpace::Latent, Blob::default(), 32.0, tch::Device::Cpu);
+        let g = Grid::new(
+            24,
+            ColorSpace::Latent,
+            Blob::default(),
+            32.0,
+            tch::Device::Cpu,
+        );
         let m = extract_mesh(&g, 1.0);
         m.validate().unwrap();
         // softplus(x) = 1 at x = ln(e − 1) ≈ 0.5413: r = 0.25·(1 − 0.5413/5).

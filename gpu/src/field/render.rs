@@ -141,7 +141,10 @@ mod tests {
         let out = render(&g, &[Camera::default()], 8, 16, &bg, None);
         let mean = out.color.mean_dim(&[0i64, 2, 3][..], false, Kind::Float);
         let m: Vec<f32> = Vec::try_from(mean).unwrap();
-        assert!((m[0] - 0.2).abs() < 1e-3 && (m[2] - 0.6).abs() < 1e-3, "{m:?}");
+        assert!(
+            (m[0] - 0.2).abs() < 1e-3 && (m[2] - 0.6).abs() < 1e-3,
+            "{m:?}"
+        );
         let g = Grid::new(16, ColorSpace::Rgb, Blob::default(), 32.0, Device::Cpu);
         let out = render(&g, &[Camera::default()], 9, 32, &bg, None);
         let centre = out.opacity.double_value(&[0, 0, 4, 4]);

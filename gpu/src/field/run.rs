@@ -153,7 +153,10 @@ impl FieldConfig {
             })
         };
         if !(4..=512).contains(&self.grid) {
-            return bad("grid", format!("{}: expected 4 to 512 voxels a side", self.grid));
+            return bad(
+                "grid",
+                format!("{}: expected 4 to 512 voxels a side", self.grid),
+            );
         }
         if self.grid_start < 4 || self.grid_start > self.grid {
             return bad(
@@ -167,8 +170,11 @@ impl FieldConfig {
         if self.batch == 0 {
             return bad("batch", "0: expected at least 1".into());
         }
-        if !(self.density_scale > 0.0) {
-            return bad("density_scale", format!("{}: expected > 0", self.density_scale));
+        if self.density_scale.is_nan() || self.density_scale <= 0.0 {
+            return bad(
+                "density_scale",
+                format!("{}: expected > 0", self.density_scale),
+            );
         }
         Ok(())
     }
@@ -391,7 +397,8 @@ impl FieldRun {
             loss += e * self.config.emptiness_weight;
         }
         loss.backward();
-        let skipped = !FieldAdam::grads_finite(&self.grid, &self.background) || !out.value.is_finite();
+        let skipped =
+            !FieldAdam::grads_finite(&self.grid, &self.background) || !out.value.is_finite();
         if !skipped {
             self.adam.step(&self.grid, &self.background);
         }
@@ -506,7 +513,10 @@ impl FieldRun {
                 continue;
             };
             let out = render(&hard, &cams, size, samples, &bg, None);
-            let err = (&out.opacity - &soft).abs().mean(Kind::Float).double_value(&[]);
+            let err = (&out.opacity - &soft)
+                .abs()
+                .mean(Kind::Float)
+                .double_value(&[]);
             if err < best.0 {
                 best = (err, level);
             }

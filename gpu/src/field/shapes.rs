@@ -159,6 +159,9 @@ mod tests {
         // Projected disc: angular radius asin(0.3/2); image half-width tan(20°).
         let ang = (0.3f64 / 2.0).asin().tan();
         let expected = std::f64::consts::PI * (ang / 20f64.to_radians().tan() * 16.0).powi(2);
-        assert!((covered - expected).abs() / expected < 0.05, "{covered} vs {expected}");
+        assert!(
+            (covered - expected).abs() / expected < 0.05,
+            "{covered} vs {expected}"
+        );
     }
 }

@@ -94,7 +94,10 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 pub fn load_views(dir: &Path) -> Result<Views, FieldError> {
     let json = dir.join("views.json");
     if !dir.is_dir() {
-        return Err(err(dir, "not a folder (expected a folder with views.json and images)"));
+        return Err(err(
+            dir,
+            "not a folder (expected a folder with views.json and images)",
+        ));
     }
     let text = std::fs::read_to_string(&json).map_err(|e| err(&json, e.to_string()))?;
     let parsed: ViewsFile = if text.trim_start().starts_with('[') {
@@ -146,7 +149,10 @@ pub fn load_views(dir: &Path) -> Result<Views, FieldError> {
         let rgba = img.to_rgba8();
         let (w, h) = rgba.dimensions();
         if w != h {
-            return Err(err(&path, format!("{at}: {w}×{h} pixels: expected a square image")));
+            return Err(err(
+                &path,
+                format!("{at}: {w}×{h} pixels: expected a square image"),
+            ));
         }
         match &size {
             Some((s, first)) if *s != w => {
