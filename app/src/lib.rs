@@ -14,6 +14,7 @@ pub mod io;
 pub mod model_folder;
 pub mod preview;
 pub mod recolor_job;
+pub mod run3d;
 pub mod settings;
 pub mod threads;
 

@@ -1,9 +1,10 @@
 //! vecdream-gpu: everything that runs on libtorch (tch) — the differentiable rasteriser, Stable Diffusion
-//! modules, schedulers, guidance, optimisers. Runs on CUDA when available, else on the CPU.
+//! modules, schedulers, guidance, optimisers, 3D fields. Runs on CUDA when available, else on the CPU.
 
 pub mod device;
 pub mod distill;
 pub mod faults;
+pub mod field;
 pub mod generate;
 pub mod gpu_memory;
 pub mod raster;

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod document;
 pub mod extrude;
 pub mod generate;
+pub mod generate3d;
 pub mod progress;
 pub mod raster;
 pub mod recolor;
@@ -42,6 +43,9 @@ pub enum Command {
     Convert(document::ConvertArgs),
     /// Distil vector particles from a prompt (SDS/VPSD/ESD/CSD, needs --model) or reference images.
     Generate(generate::GenerateArgs),
+    /// Generate a 3D asset (GLB) from a prompt (score distillation on a voxel field, needs --model)
+    /// or from a views folder (multi-view fitting).
+    Generate3d(generate3d::Generate3dArgs),
     /// New colours for an SVG (a palette, a reference image or a prompt); geometry untouched.
     Recolor(recolor::RecolorArgs),
     /// Edit an SVG toward a new prompt against its source prompt (delta denoising score).
@@ -71,6 +75,9 @@ pub enum BenchCommand {
     Distill(generate::BenchDistillArgs),
     /// Generation: vectorised-sample starts against the grid start (reference teacher, CPU).
     Generate(generate::BenchGenerateArgs),
+    /// 3D field: seconds per iteration at a 64×64 latent with a 128³ grid, peak memory (SD 2.1-base with --sd-tokenizer).
+    #[command(name = "3d")]
+    ThreeD(generate3d::Bench3dArgs),
     /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image (vtracer side by side: `cargo run --release --example vectorize_vs_vtracer`).
     Vectorize(vectorize::BenchVectorizeArgs),
 }
@@ -84,6 +91,7 @@ impl Command {
             Command::Info(args) => document::info(&args),
             Command::Convert(args) => document::convert(&args),
             Command::Generate(args) => generate::run(args),
+            Command::Generate3d(args) => generate3d::run(&args),
             Command::Edit(args) => generate::run_edit(args),
             Command::Recolor(args) => recolor::run(&args),
             Command::Vectorize(args) => vectorize::run(&args),
@@ -93,6 +101,7 @@ impl Command {
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
             Command::Bench(BenchCommand::Distill(args)) => generate::bench(&args),
+            Command::Bench(BenchCommand::ThreeD(args)) => generate3d::bench(&args),
             Command::Bench(BenchCommand::Vectorize(args)) => vectorize::bench(&args),
             Command::Bench(BenchCommand::Generate(args)) => generate::bench_generate(&args),
         }

@@ -11,7 +11,7 @@ use super::adam::{AdamConfig, MaskedAdam};
 use super::guidance::{Guidance, GuidanceOutput, StepCtx, apply_grad_loss};
 use super::schedule::{Annealing, TimeRange};
 use crate::sd::scheduler::PredictionType;
-use crate::sd::{Lora, LoraConfig, StableDiffusion};
+use crate::sd::{Lora, LoraConfig, StableDiffusion, UNetInputs};
 
 /// Which score distillation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +94,10 @@ pub struct SdGuidanceConfig {
     pub esd_lambda: f64,
     /// Half-precision weights on CUDA.
     pub half: bool,
+    /// VPSD / ESD: input width of a trainable camera embedding added to φ's time embedding (16
+    /// for a flattened 4×4 camera-to-world matrix, ProlificDreamer's 3D VSD); `None`: none.
+    #[serde(default)]
+    pub camera_embedding_dim: Option<i64>,
 }
 
 impl Default for SdGuidanceConfig {
@@ -118,6 +122,7 @@ impl Default for SdGuidanceConfig {
             lora_lr: 1e-4,
             esd_lambda: 0.5,
             half: true,
+            camera_embedding_dim: None,
         }
     }
 }
@@ -191,7 +196,7 @@ impl SdGuidance {
                 sd.device,
                 LoraConfig {
                     rank: config.lora_rank,
-                    camera_embedding_dim: None,
+                    camera_embedding_dim: config.camera_embedding_dim,
                 },
             );
             let vars = lora_vars(&lora);
@@ -220,6 +225,80 @@ impl SdGuidance {
         })
     }
 
+    /// `[cond, uncond]` text embeddings `(2, 77, d)` of `prompt` against the configured negative
+    /// prompt (for view-dependent prompts; cache them, the text encoder runs every call).
+    pub fn encode_text(&self, prompt: &str) -> Tensor {
+        self.sd
+            .encode_prompt(&[prompt, &self.config.negative_prompt])
+    }
+
+    /// Channels of the model's latents (4 for SD 1.x / 2.x).
+    pub fn latent_channels(&self) -> i64 {
+        self.sd.vae.config.latent_channels
+    }
+
+    /// Score distillation on latents `z` `[B, C, h, w]` rendered directly (Latent-NeRF: no VAE in
+    /// the loop), with autograd history back to what rendered them. `text`: `[cond, uncond]`
+    /// embeddings from [`SdGuidance::encode_text`] (a view-dependent prompt; `None`: the
+    /// configured prompt); `camera`: `[B, camera_embedding_dim]` for φ's camera embedding
+    /// (VPSD / ESD with [`SdGuidanceConfig::camera_embedding_dim`]). Every row is guided; φ
+    /// takes one step on the first `phi_particles` rows' detached latents.
+    pub fn latent_loss(
+        &mut self,
+        z: &Tensor,
+        text: Option<&Tensor>,
+        camera: Option<&Tensor>,
+        ctx: &mut StepCtx,
+    ) -> Result<GuidanceOutput, DistillError> {
+        let b = z.size().first().copied().unwrap_or(0).max(1) as usize;
+        let dev = z.device();
+        let t = self
+            .config
+            .time
+            .sample(ctx.step, ctx.total_steps, b, ctx.rng);
+        let tt = Tensor::from_slice(&t).to_device(dev);
+        let noise = ctx.rng.normal_tensor(&z.size(), dev);
+        let text = text.map_or_else(|| self.text.shallow_clone(), Tensor::shallow_clone);
+        let zd = z.detach().to_kind(Kind::Float);
+        let mut rows = Vec::with_capacity(b);
+        for i in 0..b {
+            let row = |x: &Tensor| x.narrow(0, i as i64, 1);
+            let cam = camera.map(row);
+            let grad =
+                self.latent_grad(&row(&zd), &row(&noise), &row(&tt), i, &text, cam.as_ref())?;
+            let weight = ctx
+                .weights
+                .map_or(1.0, |w| w.get(i).copied().unwrap_or(1.0));
+            let mut grad = (grad * weight).nan_to_num(0.0, 0.0, 0.0);
+            if let Some(c) = self.config.grad_clip {
+                grad = grad.clamp(-c, c);
+            }
+            rows.push(grad);
+        }
+        let grad = Tensor::cat(&rows, 0);
+        let (loss, value) = apply_grad_loss(z, &grad);
+        if self.config.method == SdMethod::Dds && self.source_latents.is_none() {
+            self.source_latents = Some(zd.copy());
+        }
+        let mut terms = Vec::new();
+        if self.config.method.uses_lora() {
+            let k = self.config.phi_particles.clamp(1, b) as i64;
+            let cam = camera.map(|c| c.narrow(0, 0, k));
+            let phi_loss = self.train_phi(&zd.narrow(0, 0, k), ctx, 1.0, &text, cam.as_ref())?;
+            terms.push(("phi_loss".into(), phi_loss));
+        }
+        terms.push((
+            "mean_t".into(),
+            t.iter().sum::<i64>() as f64 / t.len().max(1) as f64,
+        ));
+        Ok(GuidanceOutput {
+            loss,
+            value,
+            terms,
+            guided: (0..b).collect(),
+        })
+    }
+
     /// Renders `[B, 3, H, W]` in `[0, 1]` → UNet latents (through the VAE encoder, with gradient).
     pub fn encode(&self, images: &Tensor) -> Tensor {
         let r = self.config.resolution;
@@ -242,9 +321,11 @@ impl SdGuidance {
         text: &Tensor,
         s: f64,
         lora_scale: f64,
+        camera: Option<&Tensor>,
     ) -> Result<Tensor, DistillError> {
         let _g = tch::no_grad_guard();
         let b = z_t.size()[0];
+        let labels = camera.map(|c| Tensor::cat(&[c, c], 0));
         let kind = self.sd.kind;
         let input = Tensor::cat(&[z_t, z_t], 0).to_kind(kind);
         let tt = Tensor::cat(&[t, t], 0);
@@ -258,7 +339,16 @@ impl SdGuidance {
         let out = self
             .sd
             .unet
-            .forward(&input, &tt, &ehs, lora_scale)?
+            .forward_with(
+                &input,
+                &tt,
+                &ehs,
+                UNetInputs {
+                    class_labels: labels.as_ref(),
+                    lora_scale,
+                    capture: None,
+                },
+            )?
             .to_kind(Kind::Float);
         let out = self.to_eps(&out, &Tensor::cat(&[z_t, z_t], 0), &tt)?;
         let parts = out.chunk(2, 0);
@@ -289,7 +379,7 @@ impl SdGuidance {
     ) -> Result<Tensor, DistillError> {
         let tt = Tensor::from_slice(t).to_device(z.device());
         let z_t = self.sd.scheduler.add_noise(&z.detach(), noise, &tt)?;
-        let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
+        let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0, None)?;
         let w = self.sd.scheduler.sds_weight(&tt, z)?;
         Ok(w * (eps - noise))
     }
@@ -305,7 +395,7 @@ impl SdGuidance {
         particle: usize,
     ) -> Result<Tensor, DistillError> {
         let tt = Tensor::from_slice(t).to_device(z.device());
-        self.latent_grad(&z.detach(), noise, &tt, particle)
+        self.latent_grad(&z.detach(), noise, &tt, particle, &self.text, None)
     }
 
     /// The method's gradient on the detached latents `zd` of particle `i` (batch of one) for
@@ -317,6 +407,8 @@ impl SdGuidance {
         noise: &Tensor,
         tt: &Tensor,
         i: usize,
+        text: &Tensor,
+        camera: Option<&Tensor>,
     ) -> Result<Tensor, DistillError> {
         let _g = tch::no_grad_guard();
         let z_t = self.sd.scheduler.add_noise(zd, noise, tt)?;
@@ -324,12 +416,12 @@ impl SdGuidance {
         let cfg = self.config.cfg;
         Ok(match self.config.method {
             SdMethod::Sds => {
-                let eps = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
+                let eps = self.eps_cfg(&z_t, tt, text, cfg, 0.0, None)?;
                 w * (eps - noise)
             }
             SdMethod::Csd => {
-                let e_c = self.eps_cfg(&z_t, tt, &self.text, 1.0, 0.0)?;
-                let e_u = self.eps_cfg(&z_t, tt, &self.text, 0.0, 0.0)?;
+                let e_c = self.eps_cfg(&z_t, tt, text, 1.0, 0.0, None)?;
+                let e_u = self.eps_cfg(&z_t, tt, text, 0.0, 0.0, None)?;
                 w * (e_c - e_u) * cfg
             }
             SdMethod::Dds => {
@@ -337,20 +429,20 @@ impl SdGuidance {
                     Some(s) => s.narrow(0, i as i64, 1),
                     None => zd.shallow_clone(),
                 };
-                let src_text = self.source_text.as_ref().unwrap_or(&self.text);
+                let src_text = self.source_text.as_ref().unwrap_or(text);
                 let zs_t = self.sd.scheduler.add_noise(&src, noise, tt)?;
-                let e_edit = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
-                let e_src = self.eps_cfg(&zs_t, tt, src_text, cfg, 0.0)?;
+                let e_edit = self.eps_cfg(&z_t, tt, text, cfg, 0.0, None)?;
+                let e_src = self.eps_cfg(&zs_t, tt, src_text, cfg, 0.0, None)?;
                 w * (e_edit - e_src)
             }
             SdMethod::Vpsd | SdMethod::Esd => {
-                let e_pre = self.eps_cfg(&z_t, tt, &self.text, cfg, 0.0)?;
+                let e_pre = self.eps_cfg(&z_t, tt, text, cfg, 0.0, None)?;
                 let lambda = if self.config.method == SdMethod::Esd {
                     self.config.esd_lambda
                 } else {
                     1.0
                 };
-                let e_phi = self.eps_cfg(&z_t, tt, &self.text, lambda, 1.0)?;
+                let e_phi = self.eps_cfg(&z_t, tt, text, lambda, 1.0, camera)?;
                 w * (e_pre - e_phi)
             }
         })
@@ -362,6 +454,8 @@ impl SdGuidance {
         z: &Tensor,
         ctx: &mut StepCtx,
         weight: f64,
+        text: &Tensor,
+        camera: Option<&Tensor>,
     ) -> Result<f64, DistillError> {
         let Some((lora, adam)) = self.lora.as_mut() else {
             return Ok(0.0);
@@ -385,11 +479,20 @@ impl SdGuidance {
                 let _ = g.zero_();
             }
         }
-        let ehs = self.text.narrow(0, 0, 1).expand([b, -1, -1], false);
+        let ehs = text.narrow(0, 0, 1).expand([b, -1, -1], false);
         let pred = self
             .sd
             .unet
-            .forward(&z_t.to_kind(self.sd.kind), &tt, &ehs, 1.0)?
+            .forward_with(
+                &z_t.to_kind(self.sd.kind),
+                &tt,
+                &ehs,
+                UNetInputs {
+                    class_labels: camera,
+                    lora_scale: 1.0,
+                    capture: None,
+                },
+            )?
             .to_kind(Kind::Float);
         let loss = (pred - target).square().mean(Kind::Float) * weight;
         let value = loss.double_value(&[]);
@@ -433,7 +536,7 @@ impl Guidance for SdGuidance {
             let noise = ctx.rng.normal_tensor(&z.size(), dev);
             let tt = Tensor::from_slice(&[400i64]).to_device(dev);
             let z_t = self.sd.scheduler.add_noise(&z, &noise, &tt)?;
-            let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0)?;
+            let eps = self.eps_cfg(&z_t, &tt, &self.text, self.config.cfg, 0.0, None)?;
             let sa = self.sd.scheduler.add_noise(
                 &Tensor::ones_like(&z),
                 &Tensor::zeros_like(&z),
@@ -481,7 +584,7 @@ impl Guidance for SdGuidance {
             let row = |x: &Tensor| x.narrow(0, i as i64, 1);
             let z = self.encode(&row(&leaf));
             let zd = z.detach();
-            let grad = self.latent_grad(&zd, &row(&noise), &row(&tt), i)?;
+            let grad = self.latent_grad(&zd, &row(&noise), &row(&tt), i, &self.text, None)?;
             let weight = ctx.weights.map_or(1.0, |w| w[i]);
             let mut grad = (grad * weight).nan_to_num(0.0, 0.0, 0.0);
             if let Some(c) = self.config.grad_clip {
@@ -513,7 +616,8 @@ impl Guidance for SdGuidance {
             let weight = ctx.weights.map_or(1.0, |w| {
                 phi_idx.iter().map(|&i| w[i]).sum::<f64>() / phi_idx.len().max(1) as f64
             });
-            let phi_loss = self.train_phi(&Tensor::cat(&rows, 0), ctx, weight)?;
+            let text = self.text.shallow_clone();
+            let phi_loss = self.train_phi(&Tensor::cat(&rows, 0), ctx, weight, &text, None)?;
             terms.push(("phi_loss".into(), phi_loss));
         }
         let image_grad = leaf.grad();
