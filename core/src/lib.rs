@@ -49,7 +49,9 @@ pub use shape::{FillRule, LineCap, LineJoin, PrimitiveKind, Shape, Stroke, Subpa
 pub use style::{ContentType, GenerationOptions, Palette, Style, StylePreset};
 pub mod atomic;
 pub mod error;
+pub mod extrude;
 pub mod geometry;
+pub mod glb;
 pub mod mesh;
 pub mod metrics;
 pub mod png;
