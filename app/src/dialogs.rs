@@ -14,6 +14,10 @@ pub enum DialogKind {
     Export,
     /// Choose a Stable Diffusion model folder (diffusers layout).
     ModelFolder,
+    /// Open a GLB (binary glTF 2.0) mesh in the 3D tab.
+    OpenGlb,
+    /// Choose where to export the 3D tab's mesh as GLB.
+    ExportGlb,
 }
 
 impl DialogKind {
@@ -23,6 +27,8 @@ impl DialogKind {
             Self::OpenImage => "Open image",
             Self::Export => "Export",
             Self::ModelFolder => "Choose a Stable Diffusion model folder",
+            Self::OpenGlb => "Open GLB",
+            Self::ExportGlb => "Export GLB",
         }
     }
 
@@ -32,6 +38,7 @@ impl DialogKind {
             Self::OpenImage => &[("Images", &["png", "jpg", "jpeg"])],
             Self::Export => &[("SVG", &["svg"]), ("PNG", &["png"])],
             Self::ModelFolder => &[],
+            Self::OpenGlb | Self::ExportGlb => &[("glTF binary", &["glb"])],
         }
     }
 }
@@ -53,9 +60,9 @@ impl FileDialogs for NativeDialogs {
             dialog = dialog.add_filter(*name, extensions);
         }
         match kind {
-            DialogKind::Export => dialog.save_file(),
+            DialogKind::Export | DialogKind::ExportGlb => dialog.save_file(),
             DialogKind::ModelFolder => dialog.pick_folder(),
-            DialogKind::OpenSvg | DialogKind::OpenImage => dialog.pick_file(),
+            DialogKind::OpenSvg | DialogKind::OpenImage | DialogKind::OpenGlb => dialog.pick_file(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod model_folder;
 pub mod preview;
 pub mod recolor_job;
 pub mod settings;
+pub mod tab3d;
 
 pub use app::VecdreamApp;
 
