@@ -26,6 +26,8 @@ pub const DEFAULT_AZIMUTH: f32 = 0.55;
 pub const DEFAULT_ELEVATION: f32 = 0.35;
 /// The camera never goes closer to the poles than this (radians from the horizon).
 pub const MAX_ELEVATION: f32 = 1.5;
+/// Framing leaves this much room around the mesh's bounding sphere (distance factor).
+pub const FRAME_MARGIN: f32 = 1.15;
 /// Radians of orbit per point dragged.
 pub const ORBIT_PER_POINT: f32 = 0.008;
 
@@ -160,7 +162,7 @@ impl OrbitCamera {
         let radius = (0.5 * dot(d, d).sqrt()).max(1e-4);
         let half_y = self.fov_y * 0.5;
         let half_x = (half_y.tan() * aspect.max(0.05)).atan();
-        self.distance = radius / half_y.min(half_x).sin() * 1.05;
+        self.distance = radius / half_y.min(half_x).sin() * FRAME_MARGIN;
     }
 
     /// View-projection matrix (column-major, wgpu's 0..1 depth) for a viewport of this aspect ratio.
