@@ -91,7 +91,7 @@ fn snapshot_of_the_3d_tab_with_an_extruded_icon() {
 }
 
 #[test]
-fn dragging_the_view_orbits_the_camera_and_changes_the_picture() {
+fn dragging_orbits_the_camera_and_changes_the_picture_and_scrolling_zooms() {
     let mut h = extruded(icon(), vec![]);
     h.remove_cursor();
     h.run();
@@ -149,6 +149,25 @@ fn dragging_the_view_orbits_the_camera_and_changes_the_picture() {
         )
     );
     assert_eq!(framed.distance, before_camera.distance);
+
+    // Scrolling up over the view zooms in.
+    h.hover_at(rect.center());
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 120.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run();
+    let zoomed = h.state().tab3d().viewport().camera();
+    assert!(
+        zoomed.distance < 0.9 * framed.distance,
+        "scrolling zoomed from {} to {}",
+        framed.distance,
+        zoomed.distance
+    );
+    assert_eq!(zoomed.azimuth, framed.azimuth);
 }
 
 fn part_summary(mesh: &vecdream::core::mesh::Mesh) -> Vec<(String, usize, usize)> {

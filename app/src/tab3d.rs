@@ -302,7 +302,12 @@ impl Tab3d {
             .show(ui, |ui| {
                 self.viewport.show(ui);
             });
-        for action in std::mem::take(&mut self.pending) {
+        // The buttons' actions: applied now, shown next frame.
+        let actions = std::mem::take(&mut self.pending);
+        if !actions.is_empty() {
+            ui.ctx().request_repaint();
+        }
+        for action in actions {
             self.apply(action, &mut cx);
         }
     }
