@@ -194,6 +194,28 @@ fn export_svg_through_the_dialog_and_reimport() {
 }
 
 #[test]
+fn export_glb_extruded_through_the_menu() {
+    let shared = vecdream::core::testing::test_data_dir();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("editor_export.glb");
+    let _ = std::fs::remove_file(&out);
+    let mut h = harness(vec![shared.join("svg/twemoji/1f404.svg"), out.clone()]);
+    open_through_menu(&mut h);
+    h.get_by_label("File").click();
+    h.run();
+    h.get_by_label("Export GLB (extruded)…").click();
+    h.run();
+    let msg = h.state().status_message().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("Exported") && msg.contains("editor_export.glb"),
+        "{msg}"
+    );
+    let mesh = vecdream::core::glb::read_glb(&out).expect("the GLB reads back");
+    let doc = h.state().document().unwrap();
+    assert_eq!(mesh.parts.len(), doc.objects.len(), "one part per object");
+    assert!(mesh.parts.iter().all(|p| p.signed_volume() > 0.0));
+}
+
+#[test]
 fn select_in_the_tree_then_delete_and_undo() {
     let svg = vecdream::core::testing::test_data_dir().join("svg/twemoji/1f404.svg");
     let mut h = harness(vec![svg]);

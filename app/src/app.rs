@@ -23,6 +23,8 @@ pub enum AppCommand {
     OpenImage,
     /// File → Export…
     Export,
+    /// File → Export GLB (extruded)…
+    ExportGlb,
     /// File → Quit
     Quit,
     /// Use this image as a reference for the reference-image teacher.
@@ -549,6 +551,9 @@ impl VecdreamApp {
                 if ui.button("Export…").clicked() {
                     self.pending.push(AppCommand::Export);
                 }
+                if ui.button("Export GLB (extruded)…").clicked() {
+                    self.pending.push(AppCommand::ExportGlb);
+                }
                 ui.separator();
                 self.tab3d.file_menu(ui);
                 ui.separator();
@@ -589,6 +594,14 @@ impl VecdreamApp {
                 }
             }
             AppCommand::Export => self.export(),
+            AppCommand::ExportGlb => {
+                let doc = self.document().cloned();
+                if let Some(msg) =
+                    crate::io::export_glb_with_dialog(doc.as_ref(), self.dialogs.as_mut())
+                {
+                    self.status.message = Some(msg);
+                }
+            }
             AppCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             AppCommand::UseAsReference(path) => self.add_reference(&path),
             AppCommand::Vectorize(path) => self.vectorize(ctx, &path),

@@ -12,6 +12,8 @@ pub enum DialogKind {
     OpenImage,
     /// Choose where to export the document.
     Export,
+    /// Choose where to write the document extruded into a GLB.
+    ExportGlb,
     /// Choose a Stable Diffusion model folder (diffusers layout).
     ModelFolder,
     /// Open a GLB (binary glTF 2.0) mesh in the 3D tab.
@@ -26,6 +28,7 @@ impl DialogKind {
             Self::OpenSvg => "Open SVG",
             Self::OpenImage => "Open image",
             Self::Export => "Export",
+            Self::ExportGlb => "Export GLB (extruded)",
             Self::ModelFolder => "Choose a Stable Diffusion model folder",
             Self::OpenGlb => "Open GLB",
             Self::ExportGlb => "Export GLB",
@@ -36,7 +39,12 @@ impl DialogKind {
         match self {
             Self::OpenSvg => &[("SVG", &["svg"])],
             Self::OpenImage => &[("Images", &["png", "jpg", "jpeg"])],
-            Self::Export => &[("SVG", &["svg"]), ("PNG", &["png"])],
+            Self::Export => &[
+                ("SVG", &["svg"]),
+                ("PNG", &["png"]),
+                ("GLB (extruded)", &["glb"]),
+            ],
+            Self::ExportGlb => &[("GLB", &["glb"])],
             Self::ModelFolder => &[],
             Self::OpenGlb | Self::ExportGlb => &[("glTF binary", &["glb"])],
         }

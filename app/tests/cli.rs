@@ -287,3 +287,203 @@ fn generate_from_reference_images_writes_particles_and_resumes() {
         .collect();
     assert_eq!(steps2, (1..=10).collect::<Vec<_>>(), "{rows2}");
 }
+
+/// Every SVG the tests use (`tests/data/svg`, recursively), sorted.
+fn all_test_svgs() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "svg") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&shared("svg"), &mut out);
+    out.sort();
+    out
+}
+
+/// Every test SVG extruded to GLB, then the Khronos glTF-Validator and three.js GLTFLoader on all of them
+/// (`scripts/check-glb`, one Node process). Every 12th SVG goes through the real `vecdream extrude` and
+/// `vecdream info` processes (each start loads libtorch, ≈0.5 s), the others through the same function
+/// in-process (`vecdream_app::io::export_glb`, what the subcommand calls). Node is required: CI installs it
+/// through scripts/setup.
+#[test]
+fn extrude_every_test_svg_to_a_validator_clean_glb() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.as_ref().is_ok_and(|o| o.status.success()),
+        "Node.js is not installed (`node --version` failed: {node:?}): the GLB checks need it; \
+         run scripts/setup (installs nodejs, npm and tools/glb-check's packages)"
+    );
+    let svgs = all_test_svgs();
+    assert!(svgs.len() >= 100, "{} SVGs", svgs.len());
+    let dir = scratch("extrude");
+    let glbs: Vec<PathBuf> = svgs
+        .iter()
+        .map(|svg| {
+            let family = svg.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            let stem = svg.file_stem().unwrap().to_str().unwrap();
+            dir.join(format!("{family}-{stem}.glb"))
+        })
+        .collect();
+    let options = vecdream_core::extrude::ExtrudeOptions::default();
+    for (i, (svg, glb)) in svgs.iter().zip(&glbs).enumerate() {
+        if i % 12 != 0 {
+            let doc = vecdream_core::import_svg(svg).unwrap().document;
+            vecdream_app::io::export_glb(&doc, glb, &options)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", svg.display()));
+            continue;
+        }
+        let out = ok(&[
+            "extrude",
+            svg.to_str().unwrap(),
+            "-o",
+            glb.to_str().unwrap(),
+        ]);
+        let info = ok(&["info", glb.to_str().unwrap()]);
+        let mesh = vecdream_core::glb::read_glb(glb).unwrap();
+        assert!(mesh.triangle_count() > 0, "{}: empty", svg.display());
+        let totals = format!(
+            "{} parts, {} vertices, {} triangles",
+            mesh.parts.len(),
+            mesh.vertex_count(),
+            mesh.triangle_count()
+        );
+        assert!(
+            info.contains(&totals) && out.contains(&totals),
+            "{info}\n{out}"
+        );
+        for part in &mesh.parts {
+            let line = format!(
+                "part \"{}\": {} vertices, {} triangles",
+                part.name,
+                part.vertex_count(),
+                part.triangle_count()
+            );
+            assert!(info.contains(&line), "{info}");
+        }
+    }
+    // What the test SVGs lack: gradients (mean colour), dashes, translucency (BLEND material), hidden shapes;
+    // and a mesh with an empty part (a node without a mesh).
+    let mut glbs = glbs;
+    let layered = dir.join("layered.svg");
+    std::fs::write(&layered, LAYERED_SVG).unwrap();
+    glbs.push(dir.join("layered.glb"));
+    let out = ok(&[
+        "extrude",
+        layered.to_str().unwrap(),
+        "-o",
+        glbs.last().unwrap().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("note: 1 gradient") && out.contains("mean colour") && out.contains("1 hidden"),
+        "{out}"
+    );
+    assert!(out.contains("3 parts"), "{out}");
+    use vecdream_core::mesh::{Mesh, MeshPart};
+    let triangle = MeshPart {
+        name: "triangle".into(),
+        positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        normals: vec![[0.0, 0.0, 1.0]; 3],
+        colors: vec![[1.0, 0.0, 0.0, 1.0]; 3],
+        indices: vec![0, 1, 2],
+    };
+    let empty = MeshPart {
+        name: "empty".into(),
+        ..MeshPart::default()
+    };
+    glbs.push(dir.join("with-empty-part.glb"));
+    vecdream_core::glb::write_glb(
+        glbs.last().unwrap(),
+        &Mesh {
+            parts: vec![empty, triangle],
+        },
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-glb");
+    let out = Command::new(&script).args(&glbs).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (mut warnings, mut infos, mut lines) = (0, 0, 0);
+    for line in stdout.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["errors"], 0, "validator errors: {line}");
+        assert_eq!(v["loaded"], true, "three.js could not load it: {line}");
+        warnings += v["warnings"].as_u64().unwrap();
+        infos += v["infos"].as_u64().unwrap();
+        lines += 1;
+    }
+    assert!(
+        out.status.success() && lines == glbs.len(),
+        "scripts/check-glb failed ({} lines for {} files):\n{stdout}\n{}",
+        lines,
+        glbs.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "glTF-Validator: {lines} files, 0 errors, {warnings} warnings, {infos} infos; three.js loaded all"
+    );
+}
+
+const LAYERED_SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 100">
+  <defs><linearGradient id="g"><stop offset="0" stop-color="#000"/><stop offset="1" stop-color="#fff"/></linearGradient></defs>
+  <g id="back"><rect x="0" y="0" width="200" height="100" fill="#3366cc"/></g>
+  <g id="middle"><rect x="20" y="20" width="50" height="50" fill="url(#g)" stroke="#ff0000" stroke-width="2" stroke-dasharray="4 2"/></g>
+  <g id="ghost"><rect id="hid" x="0" y="0" width="10" height="10" fill="#0f0" display="none"/></g>
+  <g id="front"><circle cx="100" cy="50" r="10" fill="#ffffff" fill-opacity="0.5"/></g>
+</svg>"##;
+
+#[test]
+fn extrude_and_info_errors_name_the_file() {
+    let dir = scratch("extrude-errors");
+    let missing = dir.join("missing.svg");
+    let out = run(&[
+        "extrude",
+        missing.to_str().unwrap(),
+        "-o",
+        dir.join("x.glb").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.svg"));
+    let empty = dir.join("empty.svg");
+    std::fs::write(
+        &empty,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"/>"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "extrude",
+        empty.to_str().unwrap(),
+        "-o",
+        dir.join("e.glb").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("empty.svg") && err.contains("nothing to extrude"),
+        "{err}"
+    );
+    assert!(!dir.join("e.glb").exists());
+    let bad = dir.join("bad.glb");
+    std::fs::write(&bad, b"not a glb at all").unwrap();
+    let out = run(&["info", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.glb") && err.contains("bad magic"),
+        "{err}"
+    );
+    let svg = shared("svg/twemoji/1f404.svg");
+    let out = run(&[
+        "extrude",
+        svg.to_str().unwrap(),
+        "-o",
+        dir.join("c.glb").to_str().unwrap(),
+        "--depth",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("depth"), "{err}");
+}

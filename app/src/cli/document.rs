@@ -1,4 +1,5 @@
-//! Document subcommands: `render` (SVG → PNG), `info` (object tree) and `convert` (normalised, grouped SVG).
+//! Document subcommands: `render` (SVG → PNG), `info` (SVG object tree, GLB parts) and `convert` (normalised,
+//! grouped SVG).
 
 use std::path::PathBuf;
 
@@ -36,7 +37,7 @@ pub struct RenderArgs {
 /// Arguments of `vecdream info`.
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {
-    /// The SVG to describe.
+    /// The SVG (object tree, shape counts) or GLB (parts, vertex and triangle counts) to describe.
     pub input: PathBuf,
 }
 
@@ -72,8 +73,14 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `vecdream info`.
+/// `vecdream info`: a `.glb` prints its parts, anything else is read as SVG.
 pub fn info(args: &InfoArgs) -> anyhow::Result<()> {
+    if crate::io::is_glb_path(&args.input) {
+        let mesh = vecdream_core::glb::read_glb(&args.input)?;
+        println!("GLB {}", args.input.display());
+        print!("{}", crate::io::mesh_summary(&mesh));
+        return Ok(());
+    }
     let import = vecdream_core::import_svg(&args.input)?;
     print!("{}", import.document.summary());
     for w in &import.warnings {

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod document;
+pub mod extrude;
 pub mod generate;
 pub mod progress;
 pub mod raster;
@@ -39,7 +40,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Render an SVG to PNG (resvg by default, or the differentiable rasteriser).
     Render(document::RenderArgs),
-    /// Print an SVG's object tree with shape counts.
+    /// Print an SVG's object tree with shape counts, or a GLB's parts with vertex and triangle counts.
     Info(document::InfoArgs),
     /// Write an SVG normalised and grouped (objects → components → shapes).
     Convert(document::ConvertArgs),
@@ -49,6 +50,8 @@ pub enum Command {
     Recolor(recolor::RecolorArgs),
     /// Edit an SVG toward a new prompt against its source prompt (delta denoising score).
     Edit(generate::EditArgs),
+    /// Extrude an SVG into a GLB: every visible fill and stroke a solid, one part per object, stacked by paint order.
+    Extrude(extrude::ExtrudeArgs),
     /// Turn a PNG/JPEG into a layered, editable SVG (objects → components → shapes).
     Vectorize(vectorize::VectorizeArgs),
     /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
@@ -88,6 +91,7 @@ impl Command {
             Command::Edit(args) => generate::run_edit(args),
             Command::Recolor(args) => recolor::run(&args),
             Command::Vectorize(args) => vectorize::run(&args),
+            Command::Extrude(args) => extrude::run(&args),
             Command::Txt2img(args) => sd::txt2img(&args),
             Command::Batch(batch) => batch.run(),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
