@@ -12,14 +12,12 @@ pub enum DialogKind {
     OpenImage,
     /// Choose where to export the document.
     Export,
-    /// Choose where to write the document extruded into a GLB.
+    /// Choose where to write a GLB (the document extruded, or the 3D tab's mesh).
     ExportGlb,
     /// Choose a Stable Diffusion model folder (diffusers layout).
     ModelFolder,
     /// Open a GLB (binary glTF 2.0) mesh in the 3D tab.
     OpenGlb,
-    /// Choose where to export the 3D tab's mesh as GLB.
-    ExportGlb,
 }
 
 impl DialogKind {
@@ -28,10 +26,9 @@ impl DialogKind {
             Self::OpenSvg => "Open SVG",
             Self::OpenImage => "Open image",
             Self::Export => "Export",
-            Self::ExportGlb => "Export GLB (extruded)",
+            Self::ExportGlb => "Export GLB",
             Self::ModelFolder => "Choose a Stable Diffusion model folder",
             Self::OpenGlb => "Open GLB",
-            Self::ExportGlb => "Export GLB",
         }
     }
 
@@ -46,7 +43,7 @@ impl DialogKind {
             ],
             Self::ExportGlb => &[("GLB", &["glb"])],
             Self::ModelFolder => &[],
-            Self::OpenGlb | Self::ExportGlb => &[("glTF binary", &["glb"])],
+            Self::OpenGlb => &[("GLB", &["glb"])],
         }
     }
 }
