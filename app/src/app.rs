@@ -120,6 +120,7 @@ pub struct VecdreamApp {
     preview: crate::preview::PreviewRenderer,
     /// Vectorising gives shaded regions linear-gradient fills (off: flat colours only).
     vectorize_gradients: bool,
+    tab3d: crate::tab3d::Tab3d,
 }
 
 /// A straight-alpha RGBA8 image: `(width, height, pixels)`.
@@ -180,6 +181,7 @@ impl VecdreamApp {
             recoloring: None,
             preview: crate::preview::PreviewRenderer::new(),
             vectorize_gradients: true,
+            tab3d: crate::tab3d::Tab3d::new(cc.wgpu_render_state.as_ref()),
         };
         app.validate_model_folder();
         if app.persist || options.sessions.is_some() {
@@ -205,6 +207,31 @@ impl VecdreamApp {
     /// The central viewport (zoom, pan, where the canvas is on screen).
     pub fn viewport(&self) -> &Viewport {
         &self.viewport
+    }
+
+    /// The 3D tab (its mesh, viewport and camera).
+    pub fn tab3d(&self) -> &crate::tab3d::Tab3d {
+        &self.tab3d
+    }
+
+    /// The 3D tab, mutably (scripts and tests).
+    pub fn tab3d_mut(&mut self) -> &mut crate::tab3d::Tab3d {
+        &mut self.tab3d
+    }
+
+    /// Opens a file on the 3D tab: a `.glb` as it is, an SVG opened in the editor and extruded.
+    pub fn open_in_3d(&mut self, ctx: &egui::Context, path: &Path) {
+        let is_glb = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("glb"));
+        if !is_glb {
+            self.open_svg(ctx, path);
+            if self.document_path.as_deref() != Some(path) {
+                return; // the status line says why it did not open
+            }
+        }
+        let doc = self.editor.as_ref().map(Editor::document);
+        self.status.message = Some(self.tab3d.open_file(path, doc));
     }
 
     /// The current selection.
@@ -578,6 +605,8 @@ impl VecdreamApp {
                     self.pending.push(AppCommand::ExportGlb);
                 }
                 ui.separator();
+                self.tab3d.file_menu(ui);
+                ui.separator();
                 if ui.button("Quit").clicked() {
                     self.pending.push(AppCommand::Quit);
                 }
@@ -597,6 +626,8 @@ impl VecdreamApp {
                     self.pending.push(AppCommand::RecolorImage);
                 }
             });
+            ui.separator();
+            self.tab3d.tab_switch(ui);
         });
     }
 
@@ -842,6 +873,7 @@ impl VecdreamApp {
                 .map(str::to_ascii_lowercase);
             match ext.as_deref() {
                 Some("svg" | "svgz") => self.open_svg(ctx, &path),
+                Some("glb") => self.status.message = Some(self.tab3d.open_file(&path, None)),
                 Some("png" | "jpg" | "jpeg") => self.dropped_image = Some(path),
                 Some("txt") => match file.bytes() {
                     Ok(bytes) => {
@@ -855,7 +887,7 @@ impl VecdreamApp {
                 },
                 _ => {
                     self.status.message = Some(format!(
-                        "{}: cannot open this kind of file (expected .svg, .png, .jpg or .txt)",
+                        "{}: cannot open this kind of file (expected .svg, .png, .jpg, .txt or .glb)",
                         path.display()
                     ))
                 }
@@ -900,31 +932,9 @@ impl VecdreamApp {
         self.restore_dialog(ctx);
     }
 
-    fn autosave(&mut self) {
-        self.last_autosave = Instant::now();
-        if !self.persist {
-            return;
-        }
-        if let (Some(doc), Some(session)) = (self.document(), &self.session)
-            && let Err(e) = session.save_document(doc)
-        {
-            tracing::warn!("autosave failed: {e:#}");
-        }
-    }
-}
-
-impl eframe::App for VecdreamApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let frame_start = Instant::now();
-        let ctx = ui.ctx().clone();
-        self.poll_worker(&ctx);
-        self.poll_vectorize(&ctx);
-        self.poll_recolor(&ctx);
-        self.poll_preview(&ctx);
-        self.handle_drops(&ctx);
-
-        egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
-        egui::Panel::bottom("status_bar").show(ui, |ui| self.status.ui(ui));
+    /// The 2D editor's panels: prompt and run panel, object tree and properties, the viewport; applies
+    /// their edits and returns the run panel's action.
+    fn editor_panels(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) -> Option<RunAction> {
         let run_action = egui::Panel::left("prompt_panel")
             .resizable(true)
             .default_size(290.0)
@@ -1003,12 +1013,52 @@ impl eframe::App for VecdreamApp {
             editor.begin_transaction();
         }
         edits.extend(view.commands);
-        self.apply_commands(&ctx, edits);
+        self.apply_commands(ctx, edits);
         if (view.end_gesture || props.end_gesture)
             && let Some(editor) = &mut self.editor
         {
             editor.commit_transaction();
         }
+        run_action
+    }
+
+    fn autosave(&mut self) {
+        self.last_autosave = Instant::now();
+        if !self.persist {
+            return;
+        }
+        if let (Some(doc), Some(session)) = (self.document(), &self.session)
+            && let Err(e) = session.save_document(doc)
+        {
+            tracing::warn!("autosave failed: {e:#}");
+        }
+    }
+}
+
+impl eframe::App for VecdreamApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.poll_worker(&ctx);
+        self.poll_vectorize(&ctx);
+        self.poll_recolor(&ctx);
+        self.poll_preview(&ctx);
+        self.handle_drops(&ctx);
+
+        egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status.ui(ui));
+        let run_action = if self.tab3d.is_active() {
+            let cx = crate::tab3d::Tab3dContext {
+                dialogs: self.dialogs.as_mut(),
+                document: self.editor.as_ref().map(Editor::document),
+                document_path: self.document_path.as_deref(),
+                status: &mut self.status.message,
+            };
+            self.tab3d.ui(ui, cx);
+            None
+        } else {
+            self.editor_panels(ui, &ctx)
+        };
         self.dialogs_ui(&ctx);
 
         if let Some(action) = run_action {
@@ -1072,8 +1122,9 @@ impl eframe::App for VecdreamApp {
     }
 }
 
-/// Opens the editor window (blocks until it closes).
-pub fn run_window() -> anyhow::Result<()> {
+/// Opens the editor window (blocks until it closes); with `open_3d` (a `.glb`, or an SVG to extrude)
+/// it starts on the 3D tab showing that file, without the first-launch demo.
+pub fn run_window(open_3d: Option<PathBuf>) -> anyhow::Result<()> {
     vecdream_gpu::tch::set_num_threads(crate::threads::worker_threads());
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -1087,7 +1138,17 @@ pub fn run_window() -> anyhow::Result<()> {
     eframe::run_native(
         "vecdream",
         options,
-        Box::new(|cc| Ok(Box::new(VecdreamApp::new(cc, AppOptions::default())))),
+        Box::new(|cc| {
+            let options = AppOptions {
+                autostart_demo: open_3d.is_none(),
+                ..AppOptions::default()
+            };
+            let mut app = VecdreamApp::new(cc, options);
+            if let Some(path) = open_3d {
+                app.open_in_3d(&cc.egui_ctx, &path);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

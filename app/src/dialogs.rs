@@ -12,10 +12,12 @@ pub enum DialogKind {
     OpenImage,
     /// Choose where to export the document.
     Export,
-    /// Choose where to write the document extruded into a GLB.
+    /// Choose where to write a GLB (the document extruded, or the 3D tab's mesh).
     ExportGlb,
     /// Choose a Stable Diffusion model folder (diffusers layout).
     ModelFolder,
+    /// Open a GLB (binary glTF 2.0) mesh in the 3D tab.
+    OpenGlb,
 }
 
 impl DialogKind {
@@ -24,8 +26,9 @@ impl DialogKind {
             Self::OpenSvg => "Open SVG",
             Self::OpenImage => "Open image",
             Self::Export => "Export",
-            Self::ExportGlb => "Export GLB (extruded)",
+            Self::ExportGlb => "Export GLB",
             Self::ModelFolder => "Choose a Stable Diffusion model folder",
+            Self::OpenGlb => "Open GLB",
         }
     }
 
@@ -40,6 +43,7 @@ impl DialogKind {
             ],
             Self::ExportGlb => &[("GLB", &["glb"])],
             Self::ModelFolder => &[],
+            Self::OpenGlb => &[("GLB", &["glb"])],
         }
     }
 }
@@ -63,7 +67,7 @@ impl FileDialogs for NativeDialogs {
         match kind {
             DialogKind::Export | DialogKind::ExportGlb => dialog.save_file(),
             DialogKind::ModelFolder => dialog.pick_folder(),
-            DialogKind::OpenSvg | DialogKind::OpenImage => dialog.pick_file(),
+            DialogKind::OpenSvg | DialogKind::OpenImage | DialogKind::OpenGlb => dialog.pick_file(),
         }
     }
 }

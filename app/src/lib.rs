@@ -16,6 +16,7 @@ pub mod preview;
 pub mod recolor_job;
 pub mod run3d;
 pub mod settings;
+pub mod tab3d;
 pub mod threads;
 
 pub use app::VecdreamApp;

@@ -19,7 +19,7 @@ fn main() {
     }
     let result = match cli.command {
         Some(command) => command.run(),
-        None => vecdream_app::app::run_window(),
+        None => vecdream_app::app::run_window(cli.open_3d),
     };
     if let Err(e) = result {
         // `{:#}` prints the whole chain of causes on one line, e.g. "rendering a.svg: a.svg: not a valid SVG…".

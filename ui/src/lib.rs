@@ -1,7 +1,8 @@
 //! vecdream-ui: the editor's egui panels and widgets — prompt panel, viewport, object tree, status bar.
 //!
-//! Widgets here only use `egui` and `vecdream-core` (never torch): they show state and return commands; the
-//! app applies the commands and talks to the worker.
+//! Widgets here only use `egui` (and `egui-wgpu` for the 3D viewport's paint callback) and
+//! `vecdream-core` (never torch): they show state and return commands; the app applies the commands and
+//! talks to the worker.
 
 pub mod loss_plot;
 pub mod prompt_panel;
@@ -12,6 +13,7 @@ pub mod status_bar;
 pub mod style_panel;
 pub mod tree_panel;
 pub mod viewport;
+pub mod viewport3d;
 
 pub use loss_plot::LossPlot;
 pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
@@ -22,3 +24,4 @@ pub use status_bar::StatusInfo;
 pub use style_panel::{StartFrom, StyleSettings};
 pub use tree_panel::TreePanel;
 pub use viewport::{Viewport, ViewportOutput};
+pub use viewport3d::{OrbitCamera, Viewport3d};

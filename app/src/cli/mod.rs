@@ -20,12 +20,16 @@ use clap::{Parser, Subcommand};
     version = crate::VERSION,
     about = "vecdream: text-guided vector graphics (and 3D assets) by score distillation. \
              Without a subcommand the editor opens.",
-    long_about = None
+    long_about = None,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// What to do; without a subcommand the editor window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Open the editor on its 3D tab showing FILE: a .glb as it is, an .svg extruded.
+    #[arg(long = "open-3d", value_name = "FILE")]
+    pub open_3d: Option<std::path::PathBuf>,
 }
 
 /// The subcommands.
