@@ -310,3 +310,59 @@ fn unit_cube(name: &str) -> vecdream::core::mesh::MeshPart {
     assert!((part.signed_volume() - 1.0).abs() < 1e-6);
     part
 }
+
+#[test]
+fn a_views_run_in_the_3d_tab_streams_its_mesh_into_the_viewport() {
+    use vecdream::gpu::field::{AnalyticShape, Camera, write_views};
+    let views = scratch("run-views");
+    let shape = AnalyticShape::Sphere { radius: 0.3 };
+    let cams: Vec<_> = (0..6)
+        .map(|i| {
+            let c = Camera {
+                azimuth_deg: 60.0 * f64::from(i),
+                elevation_deg: if i % 2 == 0 { 15.0 } else { 50.0 },
+                distance: 1.8,
+                fov_deg: 45.0,
+            };
+            (c, shape.render(&c, 16, 2, [1.0; 3]))
+        })
+        .collect();
+    write_views(&views, &cams, [1.0; 3]).unwrap();
+
+    let mut h = harness(vec![]);
+    h.run();
+    h.get_by_label("3D").click();
+    h.run();
+    {
+        let run = &mut h.state_mut().tab3d_mut().run;
+        run.views_dir = views.display().to_string();
+        run.grid = 16;
+        run.steps = 8;
+        run.mesh_every = 4;
+    }
+    h.get_by_label("Start").click();
+    let start = std::time::Instant::now();
+    while !h
+        .state()
+        .tab3d()
+        .source_label()
+        .is_some_and(|s| s.contains("finished"))
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no finished mesh; panel: {:?}",
+            h.state().tab3d().run
+        );
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mesh = h.state().tab3d().mesh();
+    assert!(
+        mesh.triangle_count() > 20,
+        "{} triangles",
+        mesh.triangle_count()
+    );
+    // The fitted sphere's mesh is closed: positive volume near the sphere's.
+    let v: f64 = mesh.parts.iter().map(|p| p.signed_volume()).sum();
+    assert!(v > 0.0, "volume {v}");
+}

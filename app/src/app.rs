@@ -1048,6 +1048,7 @@ impl eframe::App for VecdreamApp {
         egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status.ui(ui));
         let run_action = if self.tab3d.is_active() {
+            self.tab3d.run.model_dir = self.model_folder();
             let cx = crate::tab3d::Tab3dContext {
                 dialogs: self.dialogs.as_mut(),
                 document: self.editor.as_ref().map(Editor::document),

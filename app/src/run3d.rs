@@ -269,12 +269,14 @@ impl Run3dPanel {
             match self.mode {
                 Run3dMode::Views => {
                     ui.horizontal(|ui| {
-                        ui.label("Folder");
-                        ui.text_edit_singleline(&mut self.views_dir);
+                        let l = ui.label("Folder");
+                        ui.text_edit_singleline(&mut self.views_dir)
+                            .labelled_by(l.id);
                     });
                 }
                 Run3dMode::Prompt => {
-                    ui.text_edit_singleline(&mut self.prompt);
+                    let l = ui.label("Prompt");
+                    ui.text_edit_singleline(&mut self.prompt).labelled_by(l.id);
                     match &self.model_dir {
                         Some(m) => ui.label(format!("Model: {}", m.display())),
                         None => ui.label("No model folder set (Settings)."),
@@ -288,14 +290,16 @@ impl Run3dPanel {
                 }
             }
             ui.horizontal(|ui| {
-                ui.label("Grid");
+                let l = ui.label("Grid");
                 ui.add(
                     egui::DragValue::new(&mut self.grid)
                         .range(16..=256)
                         .suffix("³"),
-                );
-                ui.label("Steps");
-                ui.add(egui::DragValue::new(&mut self.steps).range(1..=20_000));
+                )
+                .labelled_by(l.id);
+                let l = ui.label("Steps");
+                ui.add(egui::DragValue::new(&mut self.steps).range(1..=20_000))
+                    .labelled_by(l.id);
             });
         });
         ui.horizontal(|ui| {

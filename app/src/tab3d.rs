@@ -57,6 +57,18 @@ pub struct Tab3d {
     pending: Vec<Tab3dAction>,
     /// Extrusion settings used by *Extrude current document*.
     pub extrude: ExtrudeOptions,
+    /// The 3D generation panel (views folder or prompt); its meshes show in the viewport.
+    pub run: crate::run3d::Run3dPanel,
+    preview: Option<Preview>,
+}
+
+/// The 3D run's latest preview render.
+struct Preview(egui::TextureHandle);
+
+impl std::fmt::Debug for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Preview({:?})", self.0.size())
+    }
 }
 
 fn file_name(path: &Path) -> String {
@@ -95,6 +107,8 @@ impl Tab3d {
                 layer_gap: TAB_LAYER_GAP,
                 ..ExtrudeOptions::default()
             },
+            run: crate::run3d::Run3dPanel::new(None),
+            preview: None,
         }
     }
 
@@ -312,10 +326,37 @@ impl Tab3d {
         }
     }
 
-    /// SLOT for the 3D run panel (prompt / views folder, Start · Pause · Step · Stop, progress): the lead
-    /// wires `app/src/run3d.rs` in here; it hands its meshes to [`Tab3d::set_mesh`].
+    /// The 3D run panel (prompt / views folder, Start · Pause · Step · Stop, progress): its latest
+    /// preview render under the controls, its meshes into the viewport as they come.
     fn run_panel_slot(&mut self, ui: &mut egui::Ui) {
-        let _ = ui;
+        if let Some(u) = self.run.poll() {
+            let texture = ui
+                .ctx()
+                .load_texture("run3d-preview", u.preview, Default::default());
+            self.preview = Some(Preview(texture));
+            if let Some(mesh) = u.mesh {
+                let label = if u.finished {
+                    format!("3D run, finished at step {}", u.step)
+                } else {
+                    format!("3D run, step {}", u.step)
+                };
+                if let Err(e) = self.set_mesh(mesh, label) {
+                    self.run.error = Some(format!("the run's mesh is malformed: {e}"));
+                }
+            }
+        }
+        self.run.ui(ui);
+        if let Some(Preview(t)) = &self.preview {
+            ui.image(egui::load::SizedTexture::new(
+                t.id(),
+                egui::vec2(128.0, 128.0),
+            ));
+        }
+        if self.run.is_running() {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(50));
+        }
+        ui.separator();
     }
 
     fn actions_ui(&mut self, ui: &mut egui::Ui) {
