@@ -3,6 +3,7 @@
 
 #[allow(dead_code)] // not every helper is used here
 mod common;
+use common::Dropped;
 
 use std::path::{Path, PathBuf};
 
@@ -259,19 +260,6 @@ fn a_dropped_glb_opens_in_the_3d_tab_and_a_broken_one_is_reported() {
         "a broken file keeps the mesh shown"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A file dropped on the window.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
 }
 
 fn drop_file(h: &mut Harness<'static, VecdreamApp>, path: &Path) {

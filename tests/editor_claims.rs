@@ -3,6 +3,7 @@
 //! drops, *File → Open image…*, PNG export, particle thumbnails and undo while a run is paused.
 
 mod common;
+use common::Dropped;
 
 use common::{harness, open_through_menu, wait_until};
 use std::path::{Path, PathBuf};
@@ -15,18 +16,6 @@ use kurbo::Point;
 use vecdream::app::VecdreamApp;
 use vecdream::core::{Document, NodeId};
 use vecdream::ui::GuidanceMethod;
-
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 fn data(rel: &str) -> PathBuf {
     vecdream::core::testing::test_data_dir().join(rel)
@@ -121,6 +110,11 @@ fn drag(h: &mut Harness<'_, VecdreamApp>, button: PointerButton, from: Pos2, to:
     h.run();
     h.remove_cursor();
     h.run();
+}
+
+fn stroke_width(h: &Harness<'_, VecdreamApp>, id: NodeId) -> f64 {
+    let doc = h.state().document().unwrap();
+    doc.shape(id).unwrap().stroke.as_ref().unwrap().width
 }
 
 fn points_of(doc: &Document, id: NodeId) -> Vec<Point> {
@@ -325,29 +319,11 @@ fn double_click_renames_in_the_tree_and_stroke_width_edits_undo() {
         field,
         field + egui::vec2(40.0, 0.0),
     );
-    let w1 = h
-        .state()
-        .document()
-        .unwrap()
-        .shape(entry.meta.id)
-        .unwrap()
-        .stroke
-        .as_ref()
-        .unwrap()
-        .width;
+    let w1 = stroke_width(&h, entry.meta.id);
     assert!(w1 > w0 + 0.5, "width {w0} → {w1}");
     h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
     h.run();
-    let w2 = h
-        .state()
-        .document()
-        .unwrap()
-        .shape(entry.meta.id)
-        .unwrap()
-        .stroke
-        .as_ref()
-        .unwrap()
-        .width;
+    let w2 = stroke_width(&h, entry.meta.id);
     assert_eq!(w2, w0, "the whole drag is one undo step");
 }
 

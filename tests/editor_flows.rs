@@ -2,9 +2,10 @@
 //! running the weight-free reference-image teacher on the CPU.
 
 mod common;
+use common::Dropped;
 
 use common::{harness, open_through_menu, wait_until};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,19 +14,6 @@ use egui_kittest::kittest::Queryable as _;
 use vecdream::app::VecdreamApp;
 use vecdream::core::{NodeId, ObjectChild};
 use vecdream::ui::GuidanceMethod;
-
-/// A file dropped on the window.
-#[derive(Debug)]
-struct Dropped(PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 /// Control points and fill of shape `id` in `doc` (as text, exact to the bit).
 fn shape_state(doc: &vecdream::core::Document, id: NodeId) -> (Vec<(f64, f64)>, String) {

@@ -1,6 +1,6 @@
 //! Shared helpers of the whole-app tests: the real app in a kittest harness with scripted dialogs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
@@ -69,5 +69,19 @@ pub fn wait_until(
         );
         h.step();
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A file dropped on the window (what `dropped_files` holds).
+#[allow(dead_code)] // not every test file drops files
+#[derive(Debug)]
+pub struct Dropped(pub PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
     }
 }
