@@ -314,7 +314,7 @@ fn worker_panic_becomes_an_error_event_and_the_worker_lives() {
 /// Measurement for the report, not a check: `cargo test -p vecdream-gpu --test
 /// distill_engine bench_reference_256 -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "benchmark: prints seconds per iteration"]
 fn bench_reference_256() {
     for (particles, cells) in [(1, 16), (4, 16), (4, 23)] {
         let r =

@@ -14,7 +14,7 @@ fn env(name: &str, default: i64) -> i64 {
 }
 
 #[test]
-#[ignore = "minutes on a CPU; run explicitly"]
+#[ignore = "benchmark: minutes on a CPU; prints timings and checks the parameter counts"]
 fn bench_unet_sd15_and_sd21() {
     let device = vecdream_gpu::device::best_device();
     let kind = if device.is_cuda() {
