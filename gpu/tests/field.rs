@@ -109,10 +109,10 @@ fn iou(mesh: &Mesh, shape: AnalyticShape, n: usize) -> f64 {
 }
 
 /// Fits a `grid³` field to 14 views of `shape` for `steps` steps; returns (volume error, IoU).
-fn fit_shape(name: &str, shape: AnalyticShape, grid: i64, steps: usize) -> (f64, f64) {
+fn fit_shape(name: &str, shape: AnalyticShape, grid: i64, steps: usize, px: u32) -> (f64, f64) {
     let t0 = Instant::now();
     let dir = scratch(name);
-    write_shape_views(shape, &dir, 32);
+    write_shape_views(shape, &dir, px);
     let config = FieldConfig::views(&dir, grid, steps);
     let mut run = FieldRun::new(config, Device::Cpu).unwrap();
     let mut first = None;
@@ -148,10 +148,10 @@ fn fit_shape(name: &str, shape: AnalyticShape, grid: i64, steps: usize) -> (f64,
 
 #[test]
 fn fitted_sphere_has_the_analytic_volume_and_shape() {
-    let (err, iou) = fit_shape("sphere", AnalyticShape::Sphere { radius: 0.3 }, 32, 300);
-    // Measured −6.0 % (IoU 0.935): the 5 % bar is not reached for the sphere (the fitted
-    // density is soft; the automatic threshold matches the silhouettes, and the level set is
-    // slightly dented between the 14 views). The torus below meets 5 %.
+    let (err, iou) = fit_shape("sphere", AnalyticShape::Sphere { radius: 0.3 }, 32, 300, 32);
+    // Measured −5.09 % (IoU 0.945) with the coarse + fine threshold sweep (−6.0 % with the coarse one
+    // only): just short of the 5 % bar for the sphere (the fitted density is soft and surface
+    // nets cut inside a convex surface; 48 px views gave −6.2 %). The torus below meets 5 %.
     assert!(err.abs() < 0.08, "volume error {:.2}%", err * 100.0);
     assert!(iou >= 0.9, "IoU {iou}");
 }
@@ -162,7 +162,7 @@ fn fitted_torus_has_the_analytic_volume_and_shape() {
         major: 0.27,
         minor: 0.12,
     };
-    let (err, iou) = fit_shape("torus", shape, 48, 400);
+    let (err, iou) = fit_shape("torus", shape, 48, 400, 32);
     assert!(err.abs() < 0.05, "volume error {:.2}%", err * 100.0);
     assert!(iou >= 0.9, "IoU {iou}");
 }

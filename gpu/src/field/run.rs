@@ -474,7 +474,7 @@ impl FieldRun {
     }
 
     /// The threshold whose surface has the right silhouettes: for 32 levels from 0.02 to 4
-    /// (geometric), the solid `density > level` is rendered hard from the training views (text
+    /// (geometric) and then 12 finer ones around the best, the solid `density > level` is rendered hard from the training views (text
     /// mode: a turntable) and the level whose opacity differs least from the views' alpha (or,
     /// without alpha, from the field's own renders) wins. However soft the fitted density, the mesh then covers what
     /// the renders show.
@@ -500,8 +500,15 @@ impl FieldRun {
             radius: 1.0,
         };
         let mut best = (f64::INFINITY, 1.0);
-        for k in 0..32 {
-            let level = 0.02 * (4.0f64 / 0.02).powf(k as f64 / 31.0);
+        // A coarse geometric sweep (steps of ×1.19), then a fine one around its best level (steps of
+        // ×1.015): on a soft density one coarse step moves the surface by a good part of a voxel.
+        let coarse = (4.0f64 / 0.02).powf(1.0 / 31.0);
+        let mut levels: Vec<f64> = (0..32).map(|k| 0.02 * coarse.powi(k)).collect();
+        let mut fine_done = false;
+        let mut k = 0;
+        while k < levels.len() {
+            let level = levels[k];
+            k += 1;
             // Crosses 0 where the density crosses the level (where surface nets put the
             // surface), steeply: a hard solid bounded by that surface.
             let raw = ((&density - level) * (30.0 / level))
@@ -519,6 +526,15 @@ impl FieldRun {
                 .double_value(&[]);
             if err < best.0 {
                 best = (err, level);
+            }
+            if k == levels.len() && !fine_done {
+                fine_done = true;
+                let b = best.1;
+                levels.extend(
+                    (-6..=6)
+                        .filter(|i| *i != 0)
+                        .map(|i| b * coarse.powf(f64::from(i) / 12.0)),
+                );
             }
         }
         best.1
