@@ -701,7 +701,7 @@ impl<'a> Reader<'a> {
         };
         let normals = match normals {
             Some(n) => n.into_iter().map(unit_or_z).collect(),
-            None => computed_normals(&positions, &indices),
+            None => crate::mesh::vertex_normals(&positions, &indices, [0.0, 0.0, 1.0]),
         };
         Ok(MeshPart {
             name: String::new(),
@@ -920,27 +920,6 @@ fn fan_to_list(s: &[u32]) -> Vec<u32> {
         out.extend([s[0], s[i], s[i + 1]]);
     }
     out
-}
-
-/// Area-weighted vertex normals (+z where no triangle contributes).
-fn computed_normals(positions: &[[f32; 3]], indices: &[u32]) -> Vec<[f32; 3]> {
-    let mut acc = vec![[0.0f32; 3]; positions.len()];
-    for t in indices.chunks_exact(3) {
-        let [a, b, c] = [0, 1, 2].map(|k| positions[t[k] as usize]);
-        let u = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-        let v = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
-        let n = [
-            u[1] * v[2] - u[2] * v[1],
-            u[2] * v[0] - u[0] * v[2],
-            u[0] * v[1] - u[1] * v[0],
-        ];
-        for &i in t {
-            for k in 0..3 {
-                acc[i as usize][k] += n[k];
-            }
-        }
-    }
-    acc.into_iter().map(unit_or_z).collect()
 }
 
 fn mul(a: &Mat4, b: &Mat4) -> Mat4 {

@@ -152,6 +152,45 @@ impl Mesh {
     }
 }
 
+/// Area-weighted unit vertex normals of a triangle list; `fallback` where no triangle with area
+/// touches a vertex.
+pub fn vertex_normals(
+    positions: &[[f32; 3]],
+    indices: &[u32],
+    fallback: [f32; 3],
+) -> Vec<[f32; 3]> {
+    let mut acc = vec![[0.0f64; 3]; positions.len()];
+    for t in indices.chunks_exact(3) {
+        let idx = [t[0] as usize, t[1] as usize, t[2] as usize];
+        if idx.iter().any(|&i| i >= positions.len()) {
+            continue;
+        }
+        let [a, b, c] = idx.map(|i| positions[i].map(f64::from));
+        let u = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+        let v = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
+        let n = [
+            u[1] * v[2] - u[2] * v[1],
+            u[2] * v[0] - u[0] * v[2],
+            u[0] * v[1] - u[1] * v[0],
+        ];
+        for i in idx {
+            for d in 0..3 {
+                acc[i][d] += n[d];
+            }
+        }
+    }
+    acc.into_iter()
+        .map(|n| {
+            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            if l > 1e-20 && l.is_finite() {
+                n.map(|x| (x / l) as f32)
+            } else {
+                fallback
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,36 +136,6 @@ pub fn surface_nets(values: &[f32], n: usize, threshold: f32) -> SurfaceNet {
     out
 }
 
-/// Area-weighted vertex normals of a triangle list (unit; +y where a vertex has no area).
-pub fn vertex_normals(positions: &[[f32; 3]], indices: &[u32]) -> Vec<[f32; 3]> {
-    let mut acc = vec![[0.0f64; 3]; positions.len()];
-    for t in indices.chunks_exact(3) {
-        let [a, b, c] = [0, 1, 2].map(|k| positions[t[k] as usize].map(f64::from));
-        let u = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-        let v = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
-        let n = [
-            u[1] * v[2] - u[2] * v[1],
-            u[2] * v[0] - u[0] * v[2],
-            u[0] * v[1] - u[1] * v[0],
-        ];
-        for &i in t {
-            for d in 0..3 {
-                acc[i as usize][d] += n[d];
-            }
-        }
-    }
-    acc.into_iter()
-        .map(|n| {
-            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-            if l > 1e-20 {
-                n.map(|x| (x / l) as f32)
-            } else {
-                [0.0, 1.0, 0.0]
-            }
-        })
-        .collect()
-}
-
 /// The grid's surface at density `threshold` (on `softplus(raw + bias)`) as a one-part mesh
 /// named "surface" in world coordinates, with normals and vertex colours. No parts when nothing
 /// is above the threshold.
@@ -185,7 +155,7 @@ pub fn extract_mesh(grid: &Grid, threshold: f64) -> Mesh {
         .iter()
         .map(|p| p.map(|x| x * scale - 0.5))
         .collect();
-    let normals = vertex_normals(&positions, &net.indices);
+    let normals = vecdream_core::mesh::vertex_normals(&positions, &net.indices, [0.0, 1.0, 0.0]);
     let flat: Vec<f32> = positions.iter().flatten().copied().collect();
     let pts = Tensor::from_slice(&flat)
         .view([-1, 3])
