@@ -1,5 +1,6 @@
 //! Mesh extraction: the surface where the density crosses a threshold, by surface nets (one
-//! vertex per cube the surface passes through, at the mean of its edge crossings; one quad per
+//! vertex per cube the surface passes through, started at the mean of its edge crossings and
+//! moved onto the cube's trilinear surface, the one the volume renderer draws; one quad per
 //! crossed grid edge), on the grid padded with one empty layer so the mesh is closed.
 //!
 //! Quads wind counter-clockwise seen from outside (glTF's convention; the mesh's
@@ -87,11 +88,12 @@ pub fn surface_nets(values: &[f32], n: usize, threshold: f32) -> SurfaceNet {
                     }
                     k += 1.0;
                 }
+                let local = project_to_isosurface(&vals, [sum[0] / k, sum[1] / k, sum[2] / k]);
                 // Padded index → unpadded voxel coordinates.
                 let p = [
-                    x as f32 + sum[0] / k - 1.0,
-                    y as f32 + sum[1] / k - 1.0,
-                    z as f32 + sum[2] / k - 1.0,
+                    x as f32 + local[0] - 1.0,
+                    y as f32 + local[1] - 1.0,
+                    z as f32 + local[2] - 1.0,
                 ];
                 cube_vertex[(z * c + y) * c + x] = out.positions.len() as u32;
                 out.positions.push(p);
@@ -134,6 +136,56 @@ pub fn surface_nets(values: &[f32], n: usize, threshold: f32) -> SurfaceNet {
         }
     }
     out
+}
+
+/// Moves a cube's vertex from the mean of its edge crossings onto the zero set of the cube's
+/// trilinear interpolant (a few Newton steps along the gradient, kept inside the cube). The mean
+/// of the crossings lies inside a convex surface (a sphere's mesh loses volume), the trilinear
+/// zero set is the surface the volume renderer draws, so the mesh and the renders agree.
+/// `vals` are the corner values in [`surface_nets`]' corner order, `p` local coordinates in
+/// `[0, 1]³`.
+fn project_to_isosurface(vals: &[f32; 8], mut p: [f32; 3]) -> [f32; 3] {
+    let v = vals.map(f64::from);
+    let start = p;
+    for _ in 0..4 {
+        let [x, y, z] = p.map(f64::from);
+        let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+        // Corner index bits: x = 1, y = 2, z = 4.
+        let f = lerp(
+            lerp(lerp(v[0], v[1], x), lerp(v[2], v[3], x), y),
+            lerp(lerp(v[4], v[5], x), lerp(v[6], v[7], x), y),
+            z,
+        );
+        let gx = lerp(
+            lerp(v[1] - v[0], v[3] - v[2], y),
+            lerp(v[5] - v[4], v[7] - v[6], y),
+            z,
+        );
+        let gy = lerp(
+            lerp(v[2] - v[0], v[3] - v[1], x),
+            lerp(v[6] - v[4], v[7] - v[5], x),
+            z,
+        );
+        let gz = lerp(
+            lerp(v[4] - v[0], v[5] - v[1], x),
+            lerp(v[6] - v[2], v[7] - v[3], x),
+            y,
+        );
+        let g2 = gx * gx + gy * gy + gz * gz;
+        if !(g2 > 1e-20) || !f.is_finite() {
+            break;
+        }
+        let s = f / g2;
+        let next = [x - s * gx, y - s * gy, z - s * gz].map(|c| c.clamp(0.0, 1.0) as f32);
+        if next.iter().any(|c| !c.is_finite()) {
+            return start;
+        }
+        p = next;
+        if f.abs() < 1e-7 {
+            break;
+        }
+    }
+    p
 }
 
 /// The grid's surface at density `threshold` (on `softplus(raw + bias)`) as a one-part mesh
@@ -231,7 +283,9 @@ mod tests {
         };
         let exact = 4.0 / 3.0 * std::f64::consts::PI * f64::from(r).powi(3);
         let vol = part.signed_volume();
-        assert!((vol - exact).abs() / exact < 0.03, "{vol} vs {exact}");
+        // −1.59 % with the vertices projected onto the trilinear surface (−1.77 % at the mean of the
+        // crossings): an inscribed polyhedron of a convex surface is a little smaller.
+        assert!((vol - exact).abs() / exact < 0.02, "{vol} vs {exact}");
     }
 }
 
