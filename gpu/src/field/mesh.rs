@@ -172,7 +172,7 @@ fn project_to_isosurface(vals: &[f32; 8], mut p: [f32; 3]) -> [f32; 3] {
             y,
         );
         let g2 = gx * gx + gy * gy + gz * gz;
-        if !(g2 > 1e-20) || !f.is_finite() {
+        if g2.is_nan() || g2 <= 1e-20 || !f.is_finite() {
             break;
         }
         let s = f / g2;
