@@ -99,18 +99,23 @@ pub fn sd_request(
         GuidanceMethod::Sds => SdMethod::Sds,
         GuidanceMethod::Esd => SdMethod::Esd,
         GuidanceMethod::Csd => SdMethod::Csd,
-        _ => SdMethod::Vpsd,
+        GuidanceMethod::Asd => SdMethod::Asd,
+        GuidanceMethod::Tsm => SdMethod::Tsm,
+        GuidanceMethod::Cds => SdMethod::Cds,
+        GuidanceMethod::Vpsd | GuidanceMethod::Reference => SdMethod::Vpsd,
     };
     let mut sd = SdGuidanceConfig {
         model_dir,
-        method,
         prompt: s.prompt.clone(),
         negative_prompt: s.negative_prompt.clone(),
         cfg: f64::from(s.cfg),
         resolution: size as i64,
-        ..SdGuidanceConfig::default()
+        ..SdGuidanceConfig::for_method(method)
     };
-    sd.time.annealing = t_annealing(&setup);
+    // CDS keeps its own annealing of the less noisy end.
+    if method != SdMethod::Cds {
+        sd.time.annealing = t_annealing(&setup);
+    }
     let starts = starts(s, &setup, document);
     let doc = match (&starts, document) {
         (StartsFrom::Document, Some(d)) => d.clone(),

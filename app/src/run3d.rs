@@ -66,7 +66,7 @@ pub struct Run3dPanel {
     pub prompt: String,
     /// The app's model folder, if one is set.
     pub model_dir: Option<PathBuf>,
-    /// SDS, VSD (`Vpsd`) or ESD.
+    /// SDS, VSD (`Vpsd`), ESD, ASD, TSM or CDS.
     pub method: SdMethod,
     /// Voxels per side.
     pub grid: i64,
@@ -283,9 +283,17 @@ impl Run3dPanel {
                     };
                     ui.horizontal(|ui| {
                         ui.label("Method");
-                        ui.radio_value(&mut self.method, SdMethod::Sds, "SDS");
-                        ui.radio_value(&mut self.method, SdMethod::Vpsd, "VSD");
-                        ui.radio_value(&mut self.method, SdMethod::Esd, "ESD");
+                        for (m, label) in [
+                            (SdMethod::Sds, "SDS"),
+                            (SdMethod::Vpsd, "VSD"),
+                            (SdMethod::Esd, "ESD"),
+                            (SdMethod::Asd, "ASD"),
+                            (SdMethod::Tsm, "TSM"),
+                            (SdMethod::Cds, "CDS"),
+                        ] {
+                            ui.radio_value(&mut self.method, m, label)
+                                .on_hover_text(m.description());
+                        }
                     });
                 }
             }

@@ -14,13 +14,28 @@ pub enum GuidanceMethod {
     Esd,
     /// Classifier score distillation.
     Csd,
+    /// Asynchronous score distillation (ScaleDreamer).
+    Asd,
+    /// Trajectory score matching (Dreamer XL).
+    Tsm,
+    /// Consistency distillation sampling (Consistent3D).
+    Cds,
     /// The closed-form teacher over reference images: needs no model weights.
     Reference,
 }
 
 impl GuidanceMethod {
     /// All methods, in the order the UI lists them.
-    pub const ALL: [Self; 5] = [Self::Sds, Self::Vpsd, Self::Esd, Self::Csd, Self::Reference];
+    pub const ALL: [Self; 8] = [
+        Self::Sds,
+        Self::Vpsd,
+        Self::Esd,
+        Self::Csd,
+        Self::Asd,
+        Self::Tsm,
+        Self::Cds,
+        Self::Reference,
+    ];
 
     /// Name shown to the user.
     pub fn label(self) -> &'static str {
@@ -29,7 +44,40 @@ impl GuidanceMethod {
             Self::Vpsd => "VPSD",
             Self::Esd => "ESD",
             Self::Csd => "CSD",
+            Self::Asd => "ASD",
+            Self::Tsm => "TSM",
+            Self::Cds => "CDS",
             Self::Reference => "Reference images",
+        }
+    }
+
+    /// One line for the picker's tooltip.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Sds => {
+                "Score distillation sampling: the CFG noise prediction minus the added noise."
+            }
+            Self::Vpsd => {
+                "SVGDreamer's particle score distillation: a LoRA model of the particles replaces the noise."
+            }
+            Self::Esd => {
+                "Entropic score distillation: VPSD with the LoRA model's own CFG below 1 (more diverse)."
+            }
+            Self::Csd => {
+                "Classifier score distillation: only the conditional minus unconditional prediction."
+            }
+            Self::Asd => {
+                "ScaleDreamer's asynchronous score distillation: the pretrained model at a shifted, noisier timestep replaces the LoRA model."
+            }
+            Self::Tsm => {
+                "Dreamer XL's trajectory score matching: two DDIM-inversion paths from one start, the target read on the second path."
+            }
+            Self::Cds => {
+                "Consistent3D's consistency distillation: fixed noise, the target one ODE step less noisy."
+            }
+            Self::Reference => {
+                "The closed-form teacher over reference images: needs no model weights."
+            }
         }
     }
 }
@@ -112,7 +160,8 @@ impl PromptPanel {
                     .selected_text(s.method.label())
                     .show_ui(ui, |ui| {
                         for m in GuidanceMethod::ALL {
-                            ui.selectable_value(&mut s.method, m, m.label());
+                            ui.selectable_value(&mut s.method, m, m.label())
+                                .on_hover_text(m.description());
                         }
                     })
                     .response

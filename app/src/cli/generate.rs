@@ -57,9 +57,15 @@ pub struct GenerateArgs {
     /// style's).
     #[arg(long)]
     pub lr_points: Option<f64>,
-    /// sds | vpsd | esd | csd (reference images: sds | vpsd).
+    /// sds | vpsd | esd | csd | asd | tsm | cds (reference images: sds | vpsd). ASD: ScaleDreamer's
+    /// asynchronous score distillation; TSM: Dreamer XL's trajectory score matching; CDS:
+    /// Consistent3D's consistency distillation sampling.
     #[arg(long, default_value = "vpsd")]
     pub method: String,
+    /// A method knob NAME=VALUE, repeatable: asd_ratio (0.1), asd_random (1), tsm_delta (80),
+    /// tsm_xs_delta (200), tsm_xs_steps (5), tsm_gamma (0.3), cds_gap (100), cds_perturb (200).
+    #[arg(long = "knob", value_name = "NAME=VALUE")]
+    pub knobs: Vec<String>,
     /// Number of particles K.
     #[arg(long, default_value_t = 4)]
     pub particles: usize,
@@ -76,7 +82,7 @@ pub struct GenerateArgs {
     /// DDIM steps of each particle's Stable Diffusion sample.
     #[arg(long, default_value_t = 25)]
     pub sample_steps: i64,
-    /// Classifier-free guidance scale (default: 100 for SDS, 7.5 otherwise).
+    /// Classifier-free guidance scale (default: 100 for SDS, 50 for CDS, 7.5 otherwise).
     #[arg(long)]
     pub cfg: Option<f64>,
     /// Timestep schedule: none | max_0.5_N | linear_T (default: the style's).
@@ -211,12 +217,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             bail!("give --prompt and --model, or --reference images");
         };
         let method = SdMethod::parse(&args.method)?;
-        let mut config = if method == SdMethod::Sds {
-            SdGuidanceConfig::sds()
-        } else {
-            SdGuidanceConfig::default()
-        };
-        config.method = method;
+        let mut config = SdGuidanceConfig::for_method(method);
+        for knob in &args.knobs {
+            let (name, value) = parse_knob(knob)?;
+            config.set_knob(name, value)?;
+        }
         config.model_dir = model.clone();
         config.prompt = prompt.clone();
         config.negative_prompt = args.negative.clone();
@@ -224,7 +229,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         if let Some(c) = args.cfg {
             config.cfg = c;
         }
-        config.time.annealing = t_annealing;
+        // CDS keeps its own annealing of the less noisy end unless --t-schedule says otherwise.
+        if args.t_schedule.is_some() || method != SdMethod::Cds {
+            config.time.annealing = t_annealing;
+        }
         GuidanceSpec::StableDiffusion(Box::new(config))
     };
     if !setup.options.objects.is_empty() && !sd {
@@ -318,6 +326,10 @@ fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
         ("--region-weight", args.region_weight.to_string()),
         ("--lr-points", opt(args.lr_points.map(|v| v.to_string()))),
         ("--method", args.method.clone()),
+        (
+            "--knob",
+            opt((!args.knobs.is_empty()).then(|| args.knobs.join(" "))),
+        ),
         ("--particles", args.particles.to_string()),
         ("--size", size.to_string()),
         ("--init", opt(args.init.as_deref().map(path))),
@@ -329,6 +341,18 @@ fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// `NAME=VALUE` of `--knob`.
+pub(crate) fn parse_knob(s: &str) -> anyhow::Result<(&str, f64)> {
+    let Some((name, value)) = s.split_once('=') else {
+        bail!("--knob {s}: expected NAME=VALUE, e.g. tsm_gamma=0.5");
+    };
+    let value = value
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| anyhow::anyhow!("--knob {s}: the value: {e}"))?;
+    Ok((name.trim(), value))
 }
 
 /// Refuses to resume a checkpoint made with other settings (`saved` empty: an older checkpoint

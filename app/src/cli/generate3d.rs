@@ -26,9 +26,15 @@ pub struct Generate3dArgs {
     /// A views folder (views.json + images with known cameras): multi-view fitting, no weights.
     #[arg(long)]
     pub views: Option<PathBuf>,
-    /// sds | vsd | esd (with --prompt).
+    /// sds | vsd | esd | csd | asd | tsm | cds (with --prompt). ASD: ScaleDreamer's asynchronous
+    /// score distillation; TSM: Dreamer XL's trajectory score matching; CDS: Consistent3D's
+    /// consistency distillation sampling.
     #[arg(long, default_value = "sds")]
     pub method: String,
+    /// A method knob NAME=VALUE, repeatable (see `vecdream generate --help`), e.g.
+    /// tsm_gamma=0.5 or cds_gap=50.
+    #[arg(long = "knob", value_name = "NAME=VALUE")]
+    pub knobs: Vec<String>,
     /// RGB field rendered at 128 px through the VAE encoder, instead of 4 latent channels.
     #[arg(long)]
     pub rgb: bool,
@@ -41,7 +47,7 @@ pub struct Generate3dArgs {
     /// Samples per ray.
     #[arg(long, default_value_t = 64)]
     pub samples: i64,
-    /// Classifier-free guidance scale (default: 100 for SDS, 7.5 for VSD / ESD).
+    /// Classifier-free guidance scale (default: 100 for SDS, 50 for CDS, 7.5 otherwise).
     #[arg(long)]
     pub cfg: Option<f64>,
     /// Density threshold of the extracted surface (default: the density at which the renders'
@@ -73,12 +79,7 @@ impl Generate3dArgs {
                 FieldConfig::views(dir.clone(), self.grid, self.steps.unwrap_or(500))
             }
             (None, Some(prompt), Some(model)) => {
-                let method = match self.method.to_ascii_lowercase().as_str() {
-                    "sds" => SdMethod::Sds,
-                    "vsd" | "vpsd" => SdMethod::Vpsd,
-                    "esd" => SdMethod::Esd,
-                    m => bail!("--method {m}: expected sds, vsd or esd"),
-                };
+                let method = parse_method(&self.method)?;
                 let text = TextConfig {
                     model_dir: model.clone(),
                     prompt: prompt.clone(),
@@ -86,6 +87,11 @@ impl Generate3dArgs {
                     method,
                     cfg: self.cfg,
                     rgb: self.rgb,
+                    knobs: self
+                        .knobs
+                        .iter()
+                        .map(|k| super::generate::parse_knob(k).map(|(n, v)| (n.to_string(), v)))
+                        .collect::<anyhow::Result<_>>()?,
                     ..TextConfig::default()
                 };
                 FieldConfig::text(text, self.grid, self.steps.unwrap_or(5000))
@@ -101,6 +107,16 @@ impl Generate3dArgs {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// `--method` of `generate3d`: any score distillation but DDS (an edit, with no source in 3D).
+fn parse_method(s: &str) -> anyhow::Result<SdMethod> {
+    match SdMethod::parse(s) {
+        Ok(SdMethod::Dds) | Err(_) => {
+            bail!("--method {s}: expected sds, vsd, esd, csd, asd, tsm or cds")
+        }
+        Ok(m) => Ok(m),
     }
 }
 

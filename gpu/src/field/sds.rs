@@ -1,6 +1,6 @@
 //! Text-to-3D by score distillation on the field (Latent-NeRF / SJC): random cameras render
 //! 64×64 SD latents straight from the grid's 4 latent channels (no VAE in the loop), and
-//! [`SdGuidance::latent_loss`] turns them into SDS / VSD / ESD gradients with view-dependent
+//! [`SdGuidance::latent_loss`] turns them into SDS / VSD / ESD / ASD / TSM / CDS gradients with view-dependent
 //! prompts (", front view", …; their text embeddings are computed once and cached). VSD / ESD
 //! give φ (the LoRA) a camera embedding of the flattened camera-to-world matrix.
 //!
@@ -31,9 +31,10 @@ pub struct TextConfig {
     pub prompt: String,
     /// Negative prompt.
     pub negative_prompt: String,
-    /// SDS, VSD (`Vpsd`) or ESD.
+    /// Any [`SdMethod`] (SDS, VSD (`Vpsd`), ESD, CSD, ASD, TSM, CDS; DDS has no source here).
     pub method: SdMethod,
-    /// CFG scale (default: 100 for SDS, 7.5 for VSD / ESD).
+    /// CFG scale (default: [`SdGuidanceConfig::for_method`]'s: 100 for SDS, 50 for CDS, 7.5
+    /// otherwise).
     pub cfg: Option<f64>,
     /// Append the view-dependent suffix to the prompt.
     pub view_prompts: bool,
@@ -43,6 +44,9 @@ pub struct TextConfig {
     pub rgb: bool,
     /// Render side in RGB mode.
     pub rgb_size: i64,
+    /// Method knobs by name (see [`SdGuidanceConfig::set_knob`]), e.g. `("tsm_gamma", 0.5)`.
+    #[serde(default)]
+    pub knobs: Vec<(String, f64)>,
 }
 
 impl Default for TextConfig {
@@ -57,6 +61,7 @@ impl Default for TextConfig {
             latent_size: 64,
             rgb: false,
             rgb_size: 128,
+            knobs: Vec::new(),
         }
     }
 }
@@ -72,12 +77,15 @@ impl TextConfig {
     }
 
     /// The guidance settings for `model`'s latent size.
-    fn guidance_config(&self, device: Device, vae_factor: i64) -> SdGuidanceConfig {
-        let mut g = match self.method {
-            SdMethod::Sds => SdGuidanceConfig::sds(),
-            _ => SdGuidanceConfig::default(),
-        };
-        g.method = self.method;
+    fn guidance_config(
+        &self,
+        device: Device,
+        vae_factor: i64,
+    ) -> Result<SdGuidanceConfig, FieldError> {
+        let mut g = SdGuidanceConfig::for_method(self.method);
+        for (name, value) in &self.knobs {
+            g.set_knob(name, *value)?;
+        }
         g.model_dir = self.model_dir.clone();
         g.prompt = self.prompt.clone();
         g.negative_prompt = self.negative_prompt.clone();
@@ -90,7 +98,7 @@ impl TextConfig {
         if matches!(self.method, SdMethod::Vpsd | SdMethod::Esd) {
             g.camera_embedding_dim = Some(16);
         }
-        g
+        Ok(g)
     }
 }
 
@@ -148,7 +156,7 @@ impl TextObjective {
                 ),
             });
         }
-        let g = config.guidance_config(sd.device, sd.vae.config.scale_factor());
+        let g = config.guidance_config(sd.device, sd.vae.config.scale_factor())?;
         let guidance = SdGuidance::new(sd, g)?;
         Ok(Self {
             guidance,

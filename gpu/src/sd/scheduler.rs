@@ -208,6 +208,18 @@ impl DdimScheduler {
         }
     }
 
+    /// Moves `sample` from timestep `from` to timestep `to` along the deterministic DDIM (η = 0)
+    /// trajectory of the noise prediction `eps` (an ε, not a v: see [`Self::to_epsilon`]):
+    /// `x̂₀ = (x − √(1−ᾱ_from) ε) / √ᾱ_from`, `x_to = √ᾱ_to x̂₀ + √(1−ᾱ_to) ε` (DDIM eq. 12 with
+    /// σ = 0). `to < from` is an ordinary denoising step; `to > from` is a DDIM inversion step
+    /// (the probability-flow ODE run toward noise), as ISM / TSM / CDS use it. No x̂₀ clipping.
+    pub fn ddim_transfer(&self, eps: &Tensor, sample: &Tensor, from: i64, to: i64) -> Tensor {
+        let a_from = self.alpha_cumprod(from);
+        let a_to = self.alpha_cumprod(to);
+        let x0 = (sample - eps * (1.0 - a_from).sqrt()) / a_from.sqrt();
+        x0 * a_to.sqrt() + eps * (1.0 - a_to).sqrt()
+    }
+
     /// One DDIM step (η = 0) from `t` to the previous inference timestep.
     pub fn step(&self, model_output: &Tensor, t: i64, sample: &Tensor) -> Tensor {
         let prev_t = t - self.num_train_timesteps() / self.num_inference_steps.max(1);
