@@ -95,15 +95,7 @@ pub fn sd_request(
 ) -> Result<StartRequest, String> {
     let size = 512;
     let setup = setup(s, size)?;
-    let method = match s.method {
-        GuidanceMethod::Sds => SdMethod::Sds,
-        GuidanceMethod::Esd => SdMethod::Esd,
-        GuidanceMethod::Csd => SdMethod::Csd,
-        GuidanceMethod::Asd => SdMethod::Asd,
-        GuidanceMethod::Tsm => SdMethod::Tsm,
-        GuidanceMethod::Cds => SdMethod::Cds,
-        GuidanceMethod::Vpsd | GuidanceMethod::Reference => SdMethod::Vpsd,
-    };
+    let method = sd_method(s.method);
     let mut sd = SdGuidanceConfig {
         model_dir,
         prompt: s.prompt.clone(),
@@ -130,4 +122,30 @@ pub fn sd_request(
     );
     req.starts = starts;
     Ok(req)
+}
+
+/// The engine's method for the picker's choice (the reference teacher has none: VPSD's).
+fn sd_method(m: GuidanceMethod) -> SdMethod {
+    match m {
+        GuidanceMethod::Sds => SdMethod::Sds,
+        GuidanceMethod::Esd => SdMethod::Esd,
+        GuidanceMethod::Csd => SdMethod::Csd,
+        GuidanceMethod::Asd => SdMethod::Asd,
+        GuidanceMethod::Tsm => SdMethod::Tsm,
+        GuidanceMethod::Cds => SdMethod::Cds,
+        GuidanceMethod::Vpsd | GuidanceMethod::Reference => SdMethod::Vpsd,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pickers_cfg_defaults_are_the_engines() {
+        for m in GuidanceMethod::ALL {
+            let engine = SdGuidanceConfig::for_method(sd_method(m)).cfg;
+            assert_eq!(f64::from(m.default_cfg()), engine, "{m:?}");
+        }
+    }
 }

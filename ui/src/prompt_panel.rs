@@ -51,6 +51,17 @@ impl GuidanceMethod {
         }
     }
 
+    /// The classifier-free guidance scale the method is meant for (the CLI's default, checked
+    /// against the engine's per-method defaults in the app's tests): SDS 100 (DreamFusion), CDS 51
+    /// (Consistent3D), the others 7.5. Picking another method moves an untouched CFG to its value.
+    pub fn default_cfg(self) -> f32 {
+        match self {
+            Self::Sds => 100.0,
+            Self::Cds => 51.0,
+            _ => 7.5,
+        }
+    }
+
     /// One line for the picker's tooltip.
     pub fn description(self) -> &'static str {
         match self {
@@ -156,6 +167,7 @@ impl PromptPanel {
             .num_columns(2)
             .show(ui, |ui| {
                 let label = ui.label("Guidance");
+                let before = s.method;
                 egui::ComboBox::from_id_salt("guidance_method")
                     .selected_text(s.method.label())
                     .show_ui(ui, |ui| {
@@ -166,6 +178,9 @@ impl PromptPanel {
                     })
                     .response
                     .labelled_by(label.id);
+                if s.method != before && s.cfg == before.default_cfg() {
+                    s.cfg = s.method.default_cfg();
+                }
                 ui.end_row();
                 let label = ui.label("Particles");
                 ui.add(egui::DragValue::new(&mut s.particles).range(1..=16))
