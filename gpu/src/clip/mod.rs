@@ -12,6 +12,7 @@
 //! weights (`pytorch_model.bin`) are refused with the conversion to run. The modules mirror
 //! candle-transformers' layout: one file per block, fields named like the checkpoint keys.
 
+pub mod bench;
 pub mod config;
 pub mod model;
 pub mod preprocess;
