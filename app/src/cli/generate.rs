@@ -91,6 +91,9 @@ pub struct GenerateArgs {
     /// Continue the checkpoint in OUTDIR.
     #[arg(long)]
     pub resume: bool,
+    /// Reward feedback on the particles.
+    #[command(flatten)]
+    pub reward: super::reward::RewardArgs,
     /// Output folder.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
@@ -232,6 +235,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "note: --objects needs Stable Diffusion's attention; with references, objects come from the vectoriser's segmentation"
         );
     }
+    // The reward loads before any sampling, so a bad `--reward` fails at once.
+    let reward_config = args.reward.config()?;
+    let reward = args.reward.build(args.prompt.as_deref(), device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ckpt = args.out.join("checkpoint.safetensors");
@@ -260,6 +266,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(lr) = args.lr_points {
         config.lr.points = lr;
     }
+    config.reward = reward_config;
     let settings = run_settings(&args, size);
     let mut d = if args.resume {
         // The JSON copy first (a clear error before a shape mismatch), then the copy inside the
@@ -281,6 +288,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let doc = init.ok_or_else(|| anyhow::anyhow!("no start document"))?;
         Distiller::new(&doc, config, guidance, device)?
     };
+    if let Some(r) = reward {
+        d = d.with_reward(r);
+    }
     d.set_settings(settings);
     optimise(d, args.resume, args.checkpoint_every, &args.out)
 }
@@ -328,6 +338,7 @@ fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(args.reward.settings())
     .collect()
 }
 
