@@ -174,3 +174,65 @@ fn generate_with_a_clip_reward_runs_and_records_it() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("/nonexistent/clip"), "{stderr}");
 }
+
+#[test]
+fn generate_with_clipdraw_alone_and_added_to_the_reference_teacher() {
+    let dir = scratch("clipdraw");
+    let clip = fixture();
+    let out = dir.join("alone");
+    let o = run(&[
+        "generate",
+        "--method",
+        "clipdraw",
+        "--clip",
+        clip.to_str().unwrap(),
+        "--prompt",
+        "a red square",
+        "--particles",
+        "1",
+        "--paths",
+        "9",
+        "--steps",
+        "3",
+        "--size",
+        "48",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("particle_0.svg").is_file());
+    let meta = std::fs::read_to_string(out.join("checkpoint.json")).unwrap();
+    assert!(meta.contains("clipdraw"), "{meta}");
+    // Added to the reference teacher.
+    let init = dir.join("init.svg");
+    std::fs::write(&init, SVG).unwrap();
+    let out = dir.join("added");
+    let o = run(&[
+        "generate",
+        "--reference",
+        fixture().join("input.png").to_str().unwrap(),
+        "--clip",
+        clip.to_str().unwrap(),
+        "--clip-weight",
+        "100",
+        "--prompt",
+        "a red square",
+        "--particles",
+        "1",
+        "--steps",
+        "2",
+        "--size",
+        "32",
+        "--init",
+        init.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = std::fs::read_to_string(out.join("checkpoint.json")).unwrap();
+    assert!(meta.contains("+clipdraw"), "{meta}");
+    // clipdraw without --clip says what is missing.
+    let o = run(&["generate", "--method", "clipdraw", "--prompt", "x", "-o", dir.join("bad").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && stderr.contains("--clip"), "{stderr}");
+}

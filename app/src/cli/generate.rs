@@ -57,7 +57,7 @@ pub struct GenerateArgs {
     /// style's).
     #[arg(long)]
     pub lr_points: Option<f64>,
-    /// sds | vpsd | esd | csd (reference images: sds | vpsd).
+    /// sds | vpsd | esd | csd (reference images: sds | vpsd) | clipdraw (needs only --clip and --prompt).
     #[arg(long, default_value = "vpsd")]
     pub method: String,
     /// Number of particles K.
@@ -94,6 +94,9 @@ pub struct GenerateArgs {
     /// Reward feedback on the particles.
     #[command(flatten)]
     pub reward: super::reward::RewardArgs,
+    /// CLIPDraw guidance, alone or added.
+    #[command(flatten)]
+    pub clipdraw: super::clipdraw::ClipDrawArgs,
     /// Output folder.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
@@ -180,8 +183,14 @@ fn import(p: &Path) -> anyhow::Result<Document> {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = best_device();
     let options = args.options()?;
-    let sd = args.reference.is_empty();
-    let size = args.size.unwrap_or(if sd { 512 } else { 128 });
+    let clipdraw = args.method == "clipdraw";
+    if clipdraw && (!args.reference.is_empty() || args.model.is_some()) {
+        bail!("--method clipdraw is guided by --clip alone: drop --reference / --model (or add --clip to another method)");
+    }
+    let sd = args.reference.is_empty() && !clipdraw;
+    let size = args
+        .size
+        .unwrap_or(if clipdraw { 224 } else if sd { 512 } else { 128 });
     let mut setup = GenerateSetup::new(options, args.particles, size, args.seed);
     if let Some(n) = args.steps {
         setup.steps = n;
@@ -191,7 +200,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(s) => Annealing::parse(s)?,
         None => t_annealing(&setup),
     };
-    let guidance = if !sd {
+    let guidance = if clipdraw {
+        args.clipdraw.alone(args.prompt.as_deref())?
+    } else if !sd {
         let images = args
             .reference
             .iter()
@@ -244,6 +255,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let (starts, init) = match (&args.init, args.resume) {
         (_, true) => (StartsFrom::Document, None),
         (Some(p), false) => (StartsFrom::Document, Some(import(p)?)),
+        // CLIPDraw has no sampler: a grid of √paths × √paths squares.
+        (None, false) if clipdraw => {
+            let paths = setup.options.paths.unwrap_or(36).max(1);
+            let cells = ((paths as f64).sqrt().floor() as usize).max(1);
+            (
+                StartsFrom::Document,
+                Some(vecdream_gpu::distill::grid_document(cells, size as f64)),
+            )
+        }
         (None, false) => (
             StartsFrom::Samples {
                 setup: setup.clone(),
@@ -258,6 +278,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         prep.set_position(done as u64)
     })?;
     prep.finish_and_clear();
+    let guidance = if clipdraw {
+        guidance
+    } else {
+        args.clipdraw
+            .add_to(guidance, args.prompt.as_deref(), device)?
+    };
     let canvas = init
         .as_ref()
         .or(docs.as_ref().and_then(|d| d.first()))
@@ -339,6 +365,7 @@ fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .chain(args.reward.settings())
+    .chain(args.clipdraw.settings())
     .collect()
 }
 

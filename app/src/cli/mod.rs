@@ -1,5 +1,6 @@
 //! The command line: `vecdream` with no subcommand opens the editor; subcommands do the same work headless.
 
+pub mod clipdraw;
 pub mod doctor;
 pub mod document;
 pub mod extrude;
