@@ -62,14 +62,22 @@ fn score_prints_cosine_and_clip_score_per_file_and_names_bad_files() {
     args.extend([png.to_str().unwrap(), svg.to_str().unwrap()]);
     let out = run(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert_eq!(lines[0][0], png.to_str().unwrap());
     assert_eq!(lines[1][0], svg.to_str().unwrap());
     for l in &lines {
         assert_eq!(l.len(), 3, "{l:?}");
-        assert_eq!(l[1].split('.').nth(1).map(str::len), Some(6), "6 decimals: {l:?}");
+        assert_eq!(
+            l[1].split('.').nth(1).map(str::len),
+            Some(6),
+            "6 decimals: {l:?}"
+        );
         let cos: f64 = l[1].parse().unwrap();
         let score: f64 = l[2].parse().unwrap();
         assert!((-1.0..=1.0).contains(&cos));
@@ -77,7 +85,11 @@ fn score_prints_cosine_and_clip_score_per_file_and_names_bad_files() {
     }
     // The PNG's cosine is transformers' (preprocessing included).
     let cos: f64 = lines[0][1].parse().unwrap();
-    assert!((cos - golden_cosine()).abs() < 2e-6, "{cos} vs {}", golden_cosine());
+    assert!(
+        (cos - golden_cosine()).abs() < 2e-6,
+        "{cos} vs {}",
+        golden_cosine()
+    );
     assert_ne!(lines[0][1], lines[1][1]);
 
     // Bad files: the good ones are still scored, each bad one is named, the exit status is an error.
@@ -91,7 +103,10 @@ fn score_prints_cosine_and_clip_score_per_file_and_names_bad_files() {
     let out = run(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("broken.png") && stderr.contains("missing.svg"), "{stderr}");
+    assert!(
+        stderr.contains("broken.png") && stderr.contains("missing.svg"),
+        "{stderr}"
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
 
@@ -114,7 +129,11 @@ fn score_with_an_aesthetic_head_adds_a_column() {
         png.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cols: Vec<&str> = stdout.trim_end().split('\t').collect();
     assert_eq!(cols.len(), 4, "{stdout}");
     // 3 + 0.25 · Σ ê over the fixture's golden normalised embedding.
@@ -123,7 +142,11 @@ fn score_with_an_aesthetic_head_adds_a_column() {
             .unwrap()
             .into_iter()
             .collect();
-    let want = 3.0 + 0.25 * g["image_embeds_normalized"].sum(Kind::Double).double_value(&[]);
+    let want = 3.0
+        + 0.25
+            * g["image_embeds_normalized"]
+                .sum(Kind::Double)
+                .double_value(&[]);
     let got: f64 = cols[3].parse().unwrap();
     assert!((got - want).abs() < 1e-3, "{got} vs {want}");
 }
@@ -172,7 +195,10 @@ fn generate_with_a_clip_reward_runs_and_records_it() {
         dir.join("bad").to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && stderr.contains("/nonexistent/clip"), "{stderr}");
+    assert!(
+        !o.status.success() && stderr.contains("/nonexistent/clip"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -232,7 +258,15 @@ fn generate_with_clipdraw_alone_and_added_to_the_reference_teacher() {
     let meta = std::fs::read_to_string(out.join("checkpoint.json")).unwrap();
     assert!(meta.contains("+clipdraw"), "{meta}");
     // clipdraw without --clip says what is missing.
-    let o = run(&["generate", "--method", "clipdraw", "--prompt", "x", "-o", dir.join("bad").to_str().unwrap()]);
+    let o = run(&[
+        "generate",
+        "--method",
+        "clipdraw",
+        "--prompt",
+        "x",
+        "-o",
+        dir.join("bad").to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("--clip"), "{stderr}");
 }

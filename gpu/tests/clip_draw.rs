@@ -11,7 +11,8 @@ use vecdream_gpu::tch::{Device, Kind, Tensor};
 
 fn config(weight: f64) -> ClipDrawConfig {
     ClipDrawConfig {
-        clip_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clip-quickgelu"),
+        clip_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tiny-clip-quickgelu"),
         prompt: "a red square".into(),
         views: 4,
         weight,
@@ -89,5 +90,8 @@ fn clipdraw_added_to_another_guidance_pulls_toward_the_prompt() {
     assert_eq!(g.name(), "reference-sds+clipdraw");
     let (_, with_after, _) = run(Box::new(g), 40);
     eprintln!("cos after reference SDS {base_after:.4}, with CLIPDraw added {with_after:.4}");
-    assert!(with_after > base_after + 0.01, "{base_after} vs {with_after}");
+    assert!(
+        with_after > base_after + 0.01,
+        "{base_after} vs {with_after}"
+    );
 }

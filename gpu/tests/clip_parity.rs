@@ -29,10 +29,9 @@ fn golden(name: &str) -> HashMap<String, Tensor> {
 }
 
 fn prompts(name: &str) -> Vec<String> {
-    let j: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture(name).join("golden.json")).unwrap(),
-    )
-    .unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("golden.json")).unwrap())
+            .unwrap();
     j["prompts"]
         .as_array()
         .unwrap()
@@ -84,7 +83,9 @@ fn embeddings_and_logits_match_transformers() {
         let clip = Clip::load(&fixture(name), Device::Cpu).unwrap();
         let _guard = vecdream_gpu::tch::no_grad_guard();
         // The image side from the PNG, through our preprocessing.
-        let image = clip.file_features(&fixture(name).join("input.png")).unwrap();
+        let image = clip
+            .file_features(&fixture(name).join("input.png"))
+            .unwrap();
         let pooled = clip.model.image_pooled(&g["pixel_values"]);
         check(name, "image pooled", &pooled, &g["image_pooled"]);
         check(name, "image embeds", &image, &g["image_embeds"]);
@@ -119,7 +120,12 @@ fn errors_name_the_file_and_the_key() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let src = fixture("tiny-clip-gelu");
-    for f in ["config.json", "preprocessor_config.json", "vocab.json", "merges.txt"] {
+    for f in [
+        "config.json",
+        "preprocessor_config.json",
+        "vocab.json",
+        "merges.txt",
+    ] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
     let e = Clip::load(&dir, Device::Cpu).unwrap_err().to_string();

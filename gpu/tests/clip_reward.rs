@@ -72,7 +72,8 @@ fn prompt_rewards_reweight_particles_toward_their_prompt() {
     let mut best = Vec::new();
     for p in prompts {
         let clip = Clip::load(&fixture(), Device::Cpu).unwrap();
-        let (w, scores) = weights_after_one_step(ClipReward::new(clip, ClipRewardKind::PickScore, p));
+        let (w, scores) =
+            weights_after_one_step(ClipReward::new(clip, ClipRewardKind::PickScore, p));
         eprintln!("{p:?}: scores {scores:?} weights {w:?}");
         assert!((w.iter().sum::<f64>() - 4.0).abs() < 1e-9);
         // The particle this prompt's reward prefers gets the most weight, the one it likes least
@@ -115,7 +116,11 @@ fn solid(rgb: [f64; 3]) -> Tensor {
 #[test]
 fn aesthetic_head_with_hand_set_weights_orders_colour_extremes() {
     let clip = Clip::load(&fixture(), Device::Cpu).unwrap();
-    let (red, blue, grey) = (solid([1.0, 0.0, 0.0]), solid([0.0, 0.0, 1.0]), solid([0.5, 0.5, 0.5]));
+    let (red, blue, grey) = (
+        solid([1.0, 0.0, 0.0]),
+        solid([0.0, 0.0, 1.0]),
+        solid([0.5, 0.5, 0.5]),
+    );
     let emb = |t: &Tensor| {
         vecdream_gpu::clip::normalize(&vecdream_gpu::tch::no_grad(|| clip.render_features(t)))
     };
@@ -125,10 +130,22 @@ fn aesthetic_head_with_hand_set_weights_orders_colour_extremes() {
         vec![
             (
                 "layers.0.weight".to_string(),
-                Tensor::cat(&[&dir * sign, Tensor::zeros([3, 16], (Kind::Float, Device::Cpu))], 0),
+                Tensor::cat(
+                    &[
+                        &dir * sign,
+                        Tensor::zeros([3, 16], (Kind::Float, Device::Cpu)),
+                    ],
+                    0,
+                ),
             ),
-            ("layers.0.bias".to_string(), Tensor::zeros([4], (Kind::Float, Device::Cpu))),
-            ("layers.2.weight".to_string(), Tensor::from_slice(&[2.0f32, 0.0, 0.0, 0.0]).view([1, 4])),
+            (
+                "layers.0.bias".to_string(),
+                Tensor::zeros([4], (Kind::Float, Device::Cpu)),
+            ),
+            (
+                "layers.2.weight".to_string(),
+                Tensor::from_slice(&[2.0f32, 0.0, 0.0, 0.0]).view([1, 4]),
+            ),
             ("layers.2.bias".to_string(), Tensor::from_slice(&[5.0f32])),
         ]
     };
@@ -157,7 +174,9 @@ fn aesthetic_head_with_hand_set_weights_orders_colour_extremes() {
     // A head for another embedding width is refused naming the file.
     let bad = dir_path.join("bad.safetensors");
     Tensor::write_safetensors(&layers(1.0), &bad).unwrap();
-    let e = AestheticHead::load(&bad, 768, Device::Cpu).unwrap_err().to_string();
+    let e = AestheticHead::load(&bad, 768, Device::Cpu)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.safetensors") && e.contains("768"), "{e}");
     std::fs::remove_dir_all(&dir_path).unwrap();
 }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use vecdream_gpu::distill::{ClipDrawConfig, ClipDrawGuidance, Guidance, GuidanceSpec, WithClipDraw};
+use vecdream_gpu::distill::{
+    ClipDrawConfig, ClipDrawGuidance, Guidance, GuidanceSpec, WithClipDraw,
+};
 use vecdream_gpu::tch::Device;
 
 /// CLIPDraw flags (flattened into `vecdream generate`).

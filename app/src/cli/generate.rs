@@ -185,12 +185,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let options = args.options()?;
     let clipdraw = args.method == "clipdraw";
     if clipdraw && (!args.reference.is_empty() || args.model.is_some()) {
-        bail!("--method clipdraw is guided by --clip alone: drop --reference / --model (or add --clip to another method)");
+        bail!(
+            "--method clipdraw is guided by --clip alone: drop --reference / --model (or add --clip to another method)"
+        );
     }
     let sd = args.reference.is_empty() && !clipdraw;
-    let size = args
-        .size
-        .unwrap_or(if clipdraw { 224 } else if sd { 512 } else { 128 });
+    let size = args.size.unwrap_or(if clipdraw {
+        224
+    } else if sd {
+        512
+    } else {
+        128
+    });
     let mut setup = GenerateSetup::new(options, args.particles, size, args.seed);
     if let Some(n) = args.steps {
         setup.steps = n;

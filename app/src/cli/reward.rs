@@ -172,7 +172,9 @@ mod tests {
         );
         let e = RewardSpec::parse("clipscore").unwrap_err().to_string();
         assert!(e.contains("clipscore:CLIP_DIR"), "{e}");
-        let e = RewardSpec::parse("aesthetic:h.safetensors").unwrap_err().to_string();
+        let e = RewardSpec::parse("aesthetic:h.safetensors")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("HEAD.safetensors,CLIP_DIR"), "{e}");
         assert!(RewardSpec::parse("imagereward:x").is_err());
     }

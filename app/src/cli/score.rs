@@ -55,7 +55,8 @@ fn pixel_values(clip: &Clip, path: &Path, svg_size: u32) -> anyhow::Result<Tenso
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.svg_size > 0, "--svg-size must be at least 1 pixel");
     let device = vecdream_gpu::device::best_device();
-    let clip = Clip::load(&args.clip, device).with_context(|| format!("--clip {}", args.clip.display()))?;
+    let clip = Clip::load(&args.clip, device)
+        .with_context(|| format!("--clip {}", args.clip.display()))?;
     let head = args
         .aesthetic
         .as_ref()
@@ -77,7 +78,12 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         };
         let feats = clip.model.image_features(&pv);
         let cos = Clip::cosine(&feats, &text).double_value(&[0]);
-        write!(out, "{}\t{cos:.6}\t{:.4}", path.display(), 100.0 * cos.max(0.0))?;
+        write!(
+            out,
+            "{}\t{cos:.6}\t{:.4}",
+            path.display(),
+            100.0 * cos.max(0.0)
+        )?;
         if let Some(h) = &head {
             write!(out, "\t{:.4}", h.forward(&feats).double_value(&[0]))?;
         }
@@ -127,7 +133,9 @@ pub fn bench(args: &BenchClipArgs) -> anyhow::Result<()> {
         .map(|n| {
             ClipConfig::preset(n)
                 .map(|c| (n.clone(), c))
-                .ok_or_else(|| anyhow::anyhow!("--config {n}: expected vit-b32, vit-b16, vit-l14 or vit-h14"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--config {n}: expected vit-b32, vit-b16, vit-l14 or vit-h14")
+                })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bar = super::progress::bar(configs.len() as u64, "configs");
@@ -150,9 +158,14 @@ pub fn bench(args: &BenchClipArgs) -> anyhow::Result<()> {
         tch::get_num_threads()
     );
     if let Some(b) = baseline.first() {
-        println!("baseline: transformers on torch {} ({} threads)", b.torch, b.threads);
+        println!(
+            "baseline: transformers on torch {} ({} threads)",
+            b.torch, b.threads
+        );
     }
-    println!("| config | params M | vecdream fwd ms | transformers fwd ms | vecdream fwd+bwd ms | transformers fwd+bwd ms |");
+    println!(
+        "| config | params M | vecdream fwd ms | transformers fwd ms | vecdream fwd+bwd ms | transformers fwd+bwd ms |"
+    );
     println!("|---|---|---|---|---|---|");
     for ((name, _), r) in configs.iter().zip(&ours) {
         let b = baseline.iter().find(|b| &b.config == name);
@@ -180,7 +193,11 @@ fn run_baseline(args: &BenchClipArgs, device: &Device) -> anyhow::Result<Vec<Bas
             script.display()
         );
     }
-    let dev = if matches!(device, Device::Cuda(_)) { "cuda" } else { "cpu" };
+    let dev = if matches!(device, Device::Cuda(_)) {
+        "cuda"
+    } else {
+        "cpu"
+    };
     let out = Command::new(&args.python)
         .arg(script)
         .arg("--config")
@@ -189,14 +206,23 @@ fn run_baseline(args: &BenchClipArgs, device: &Device) -> anyhow::Result<Vec<Bas
         .args(["--batch", &args.batch.to_string()])
         .args(["--device", dev])
         .output()
-        .with_context(|| format!("running {} {} (or give --python none)", args.python, script.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} {} (or give --python none)",
+                args.python,
+                script.display()
+            )
+        })?;
     if !out.status.success() {
         bail!(
             "{} {} failed ({}): {}",
             args.python,
             script.display(),
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     String::from_utf8_lossy(&out.stdout)

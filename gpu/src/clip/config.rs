@@ -212,13 +212,15 @@ impl ClipConfig {
 
     /// A preset by name: `vit-b32`, `vit-b16`, `vit-l14`, `vit-h14`.
     pub fn preset(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().replace(['/', '_'], "-").as_str() {
-            "vit-b32" | "vit-b-32" => Self::vit_b32(),
-            "vit-b16" | "vit-b-16" => Self::vit_b16(),
-            "vit-l14" | "vit-l-14" => Self::vit_l14(),
-            "vit-h14" | "vit-h-14" => Self::vit_h14(),
-            _ => return None,
-        })
+        Some(
+            match name.to_ascii_lowercase().replace(['/', '_'], "-").as_str() {
+                "vit-b32" | "vit-b-32" => Self::vit_b32(),
+                "vit-b16" | "vit-b-16" => Self::vit_b16(),
+                "vit-l14" | "vit-l-14" => Self::vit_l14(),
+                "vit-h14" | "vit-h-14" => Self::vit_h14(),
+                _ => return None,
+            },
+        )
     }
 
     /// Reads and validates a `CLIPModel` `config.json`.
@@ -299,9 +301,10 @@ mod tests {
 
     #[test]
     fn a_diff_only_config_takes_transformers_defaults() {
-        let c: ClipConfig =
-            serde_json::from_str(r#"{"text_config": {"hidden_act": "gelu"}, "vision_config": {"patch_size": 16}}"#)
-                .unwrap();
+        let c: ClipConfig = serde_json::from_str(
+            r#"{"text_config": {"hidden_act": "gelu"}, "vision_config": {"patch_size": 16}}"#,
+        )
+        .unwrap();
         assert_eq!(c.text_config.hidden_size, 512);
         assert_eq!(c.text_config.hidden_act, "gelu");
         assert_eq!(c.vision_config.patch_size, 16);
@@ -314,7 +317,13 @@ mod tests {
             },
             ..c
         };
-        let e = bad.validate(Path::new("x/config.json")).unwrap_err().to_string();
-        assert!(e.contains("x/config.json") && e.contains("vision_config.hidden_act"), "{e}");
+        let e = bad
+            .validate(Path::new("x/config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x/config.json") && e.contains("vision_config.hidden_act"),
+            "{e}"
+        );
     }
 }

@@ -38,8 +38,10 @@ impl ClipModel {
     pub fn new(config: &ClipConfig, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let text_model = ClipTextTransformer::new(&root / "text_model", &config.text_config.to_sd());
-        let vision_model = ClipVisionTransformer::new(&root / "vision_model", &config.vision_config);
+        let text_model =
+            ClipTextTransformer::new(&root / "text_model", &config.text_config.to_sd());
+        let vision_model =
+            ClipVisionTransformer::new(&root / "vision_model", &config.vision_config);
         let no_bias = nn::LinearConfig {
             bias: false,
             ..Default::default()
@@ -120,12 +122,14 @@ impl ClipModel {
         let ids = input_ids.to_device(self.vs.device());
         let hidden = self.text_model.forward(&ids);
         let (b, n) = ids.size2().expect("input_ids are (batch, seq)");
-        let flat: Vec<i64> = Vec::try_from(ids.to_device(Device::Cpu).flatten(0, -1))
-            .unwrap_or_default();
+        let flat: Vec<i64> =
+            Vec::try_from(ids.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
         let pos: Vec<i64> = (0..b as usize)
             .map(|i| {
                 let row = &flat[i * n as usize..(i + 1) * n as usize];
-                row.iter().position(|&t| t == eos_id).unwrap_or(n as usize - 1) as i64
+                row.iter()
+                    .position(|&t| t == eos_id)
+                    .unwrap_or(n as usize - 1) as i64
             })
             .collect();
         let index = Tensor::from_slice(&pos)
@@ -143,13 +147,16 @@ impl ClipModel {
 
     /// Pooled image output (class token after `post_layernorm`) of normalised pixel values.
     pub fn image_pooled(&self, pixel_values: &Tensor) -> Tensor {
-        let x = pixel_values.to_device(self.vs.device()).to_kind(Kind::Float);
+        let x = pixel_values
+            .to_device(self.vs.device())
+            .to_kind(Kind::Float);
         self.vision_model.forward(&x).1
     }
 
     /// Unnormalised image features `visual_projection(pooled)`: `(batch, projection_dim)`.
     pub fn image_features(&self, pixel_values: &Tensor) -> Tensor {
-        self.image_pooled(pixel_values).apply(&self.visual_projection)
+        self.image_pooled(pixel_values)
+            .apply(&self.visual_projection)
     }
 
     /// `logits_per_image` `(images, texts)`: `exp(logit_scale) · cos(image, text)`.
@@ -170,7 +177,5 @@ impl ClipModel {
 
 /// Rows divided by their L2 norm.
 pub fn normalize(x: &Tensor) -> Tensor {
-    x / x
-        .norm_scalaropt_dim(2.0, [-1], true)
-        .clamp_min(1e-12)
+    x / x.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12)
 }

@@ -184,11 +184,7 @@ impl ClipPreprocessor {
             r => return Err(bad("resample", r.to_string(), "2 (bilinear), 3 (bicubic)")),
         };
         if p.crop.0 <= 0 || p.crop.1 <= 0 || p.shortest_edge.is_some_and(|s| s <= 0) {
-            return Err(bad(
-                "crop_size",
-                format!("{:?}", p.crop),
-                "positive sizes",
-            ));
+            return Err(bad("crop_size", format!("{:?}", p.crop), "positive sizes"));
         }
         Ok(p)
     }

@@ -84,7 +84,9 @@ impl Reward for ClipReward {
 
     fn score(&mut self, images: &Tensor) -> Result<Vec<f64>, DistillError> {
         let s = tch::no_grad(|| self.from_cosine(&self.cosines(images)));
-        Ok(Vec::try_from(s.to_device(Device::Cpu).to_kind(Kind::Double))?)
+        Ok(Vec::try_from(
+            s.to_device(Device::Cpu).to_kind(Kind::Double),
+        )?)
     }
 }
 
@@ -114,7 +116,12 @@ impl AestheticHead {
         };
         let mut idx: Vec<usize> = tensors
             .iter()
-            .filter_map(|(k, _)| k.strip_prefix("layers.")?.strip_suffix(".weight")?.parse().ok())
+            .filter_map(|(k, _)| {
+                k.strip_prefix("layers.")?
+                    .strip_suffix(".weight")?
+                    .parse()
+                    .ok()
+            })
             .collect();
         idx.sort_unstable();
         let mut layers = Vec::new();
@@ -151,7 +158,9 @@ impl AestheticHead {
             width = s[0];
         }
         if width != 1 {
-            return Err(err(format!("the last layer has {width} outputs, expected 1")));
+            return Err(err(format!(
+                "the last layer has {width} outputs, expected 1"
+            )));
         }
         Ok(Self { layers })
     }
@@ -209,6 +218,8 @@ impl Reward for AestheticReward {
             self.head
                 .forward(&self.clip.render_features(&images.to_device(dev)))
         });
-        Ok(Vec::try_from(s.to_device(Device::Cpu).to_kind(Kind::Double))?)
+        Ok(Vec::try_from(
+            s.to_device(Device::Cpu).to_kind(Kind::Double),
+        )?)
     }
 }

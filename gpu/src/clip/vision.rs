@@ -26,10 +26,14 @@ impl ClipVisionEmbeddings {
             ..Default::default()
         };
         Self {
-            class_embedding: vs.var("class_embedding", &[c.hidden_size], nn::Init::Randn {
-                mean: 0.0,
-                stdev: 0.02,
-            }),
+            class_embedding: vs.var(
+                "class_embedding",
+                &[c.hidden_size],
+                nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            ),
             patch_embedding: nn::conv2d(
                 &vs / "patch_embedding",
                 c.num_channels,
@@ -150,8 +154,18 @@ impl ClipVisionEncoderLayer {
             self_attn: ClipVisionAttention::new(&vs / "self_attn", c),
             layer_norm1: nn::layer_norm(&vs / "layer_norm1", vec![d], ln),
             mlp: ClipVisionMlp {
-                fc1: nn::linear(&vs / "mlp" / "fc1", d, c.intermediate_size, Default::default()),
-                fc2: nn::linear(&vs / "mlp" / "fc2", c.intermediate_size, d, Default::default()),
+                fc1: nn::linear(
+                    &vs / "mlp" / "fc1",
+                    d,
+                    c.intermediate_size,
+                    Default::default(),
+                ),
+                fc2: nn::linear(
+                    &vs / "mlp" / "fc2",
+                    c.intermediate_size,
+                    d,
+                    Default::default(),
+                ),
                 quick_gelu: c.hidden_act == "quick_gelu",
             },
             layer_norm2: nn::layer_norm(&vs / "layer_norm2", vec![d], ln),

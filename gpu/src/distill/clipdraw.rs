@@ -69,14 +69,15 @@ fn homography(from: [[f64; 2]; 4], to: [[f64; 2]; 4]) -> [f64; 9] {
         if d.abs() < 1e-12 {
             continue;
         }
-        for k in c..9 {
-            a[c][k] /= d;
+        for v in a[c].iter_mut().skip(c) {
+            *v /= d;
         }
-        for r in 0..8 {
+        let pivot = a[c];
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let f = a[r][c];
-                for k in c..9 {
-                    a[r][k] -= f * a[c][k];
+                let f = row[c];
+                for (v, pv) in row.iter_mut().zip(&pivot).skip(c) {
+                    *v -= f * pv;
                 }
             }
         }
@@ -91,7 +92,10 @@ fn homography(from: [[f64; 2]; 4], to: [[f64; 2]; 4]) -> [f64; 9] {
 impl ClipDrawGuidance {
     /// Loads the CLIP folder and encodes the prompt.
     pub fn load(config: &ClipDrawConfig, device: Device) -> Result<Self, DistillError> {
-        Ok(Self::new(Clip::load(&config.clip_dir, device)?, config.clone()))
+        Ok(Self::new(
+            Clip::load(&config.clip_dir, device)?,
+            config.clone(),
+        ))
     }
 
     /// A guidance from a loaded model.
@@ -105,7 +109,12 @@ impl ClipDrawGuidance {
         let s = self.clip.model.config.vision_config.image_size;
         let d = self.config.distortion.clamp(0.0, 1.0);
         let (lo, hi) = self.config.crop_scale;
-        let lin = Tensor::linspace(-1.0 + 1.0 / s as f64, 1.0 - 1.0 / s as f64, s, (Kind::Float, device));
+        let lin = Tensor::linspace(
+            -1.0 + 1.0 / s as f64,
+            1.0 - 1.0 / s as f64,
+            s,
+            (Kind::Float, device),
+        );
         let gy = lin.view([s, 1]).expand([s, s], false);
         let gx = lin.view([1, s]).expand([s, s], false);
         let mut out = Vec::with_capacity(n);
@@ -113,11 +122,13 @@ impl ClipDrawGuidance {
             // Perspective: corners move inward by up to `d`; an output point p shows the source
             // H(p), H mapping the moved corners back to the corners.
             let corners = [[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]];
-            let moved = corners.map(|[x, y]| [x - x * d * rng.uniform(), y - y * d * rng.uniform()]);
+            let moved =
+                corners.map(|[x, y]| [x - x * d * rng.uniform(), y - y * d * rng.uniform()]);
             let h = homography(moved, corners);
             // Random resized crop of the warped picture (in its normalised coordinates).
             let area = lo + (hi - lo).max(0.0) * rng.uniform();
-            let aspect = ((0.75f64).ln() + ((4.0f64 / 3.0).ln() - (0.75f64).ln()) * rng.uniform()).exp();
+            let aspect =
+                ((0.75f64).ln() + ((4.0f64 / 3.0).ln() - (0.75f64).ln()) * rng.uniform()).exp();
             let cw = (area * aspect).sqrt().min(1.0);
             let ch = (area / aspect).sqrt().min(1.0);
             let cx = (1.0 - cw) * (2.0 * rng.uniform() - 1.0);
@@ -297,7 +308,10 @@ mod tests {
             let w = h[6] * p[0] + h[7] * p[1] + h[8];
             let u = (h[0] * p[0] + h[1] * p[1] + h[2]) / w;
             let v = (h[3] * p[0] + h[4] * p[1] + h[5]) / w;
-            assert!((u - q[0]).abs() < 1e-9 && (v - q[1]).abs() < 1e-9, "{u} {v} vs {q:?}");
+            assert!(
+                (u - q[0]).abs() < 1e-9 && (v - q[1]).abs() < 1e-9,
+                "{u} {v} vs {q:?}"
+            );
         }
     }
 }

@@ -32,8 +32,8 @@ pub use crate::rng::Rng;
 pub use adam::{AdamConfig, MaskedAdam};
 pub use adaptive::{AdaptiveConfig, NewShape};
 pub use bench::{DistillBenchResult, bench_distill, bench_reference, random_sd21};
-pub use clipdraw::{ClipDrawConfig, ClipDrawGuidance, WithClipDraw};
 pub use checkpoint::{CHECKPOINT_VERSION, CheckpointMeta, GroupMeta};
+pub use clipdraw::{ClipDrawConfig, ClipDrawGuidance, WithClipDraw};
 pub use engine::{
     Constraints, DistillConfig, Distiller, Frame, LrConfig, Optimise, RewardConfig, RewardMode,
     StepReport,
