@@ -270,3 +270,59 @@ fn generate_with_clipdraw_alone_and_added_to_the_reference_teacher() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("--clip"), "{stderr}");
 }
+
+#[test]
+fn vpsd_with_a_pickscore_reward_and_clipdraw_added_runs_and_resumes() {
+    let dir = scratch("vpsd");
+    let init = dir.join("init.svg");
+    std::fs::write(&init, SVG).unwrap();
+    let out = dir.join("run");
+    let sd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-sd21");
+    let spec = format!("pickscore:{}", fixture().display());
+    let args = |steps: &'static str, resume: bool| {
+        let mut a = vec![
+            "generate".to_string(),
+            "--prompt".into(),
+            "a red square".into(),
+            "--model".into(),
+            sd.display().to_string(),
+            "--method".into(),
+            "vpsd".into(),
+            "--reward".into(),
+            spec.clone(),
+            "--reward-every".into(),
+            "1".into(),
+            "--clip".into(),
+            fixture().display().to_string(),
+            "--clip-weight".into(),
+            "100".into(),
+            "--particles".into(),
+            "2".into(),
+            "--steps".into(),
+            steps.into(),
+            "--size".into(),
+            "64".into(),
+            "--init".into(),
+            init.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let a = args("2", false);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = std::fs::read_to_string(out.join("checkpoint.json")).unwrap();
+    assert!(
+        meta.contains("vpsd+clipdraw") && meta.contains("pickscore:"),
+        "{meta}"
+    );
+    let a = args("3", true);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}
