@@ -57,9 +57,9 @@ pub struct GenerateArgs {
     /// style's).
     #[arg(long)]
     pub lr_points: Option<f64>,
-    /// sds | vpsd | esd | csd | asd | tsm | cds (reference images: sds | vpsd). ASD: ScaleDreamer's
-    /// asynchronous score distillation; TSM: Dreamer XL's trajectory score matching; CDS:
-    /// Consistent3D's consistency distillation sampling.
+    /// sds | vpsd | esd | csd | asd | tsm | cds (reference images: sds | vpsd) | clipdraw (needs
+    /// only --clip and --prompt). ASD: ScaleDreamer's asynchronous score distillation; TSM: Dreamer
+    /// XL's trajectory score matching; CDS: Consistent3D's consistency distillation sampling.
     #[arg(long, default_value = "vpsd")]
     pub method: String,
     /// A method knob NAME=VALUE, repeatable: asd_ratio (0.1), asd_random (1), tsm_delta (80),
@@ -97,6 +97,12 @@ pub struct GenerateArgs {
     /// Continue the checkpoint in OUTDIR.
     #[arg(long)]
     pub resume: bool,
+    /// Reward feedback on the particles.
+    #[command(flatten)]
+    pub reward: super::reward::RewardArgs,
+    /// CLIPDraw guidance, alone or added.
+    #[command(flatten)]
+    pub clipdraw: super::clipdraw::ClipDrawArgs,
     /// Output folder.
     #[arg(short = 'o', long = "out")]
     pub out: PathBuf,
@@ -183,8 +189,20 @@ fn import(p: &Path) -> anyhow::Result<Document> {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = best_device();
     let options = args.options()?;
-    let sd = args.reference.is_empty();
-    let size = args.size.unwrap_or(if sd { 512 } else { 128 });
+    let clipdraw = args.method == "clipdraw";
+    if clipdraw && (!args.reference.is_empty() || args.model.is_some()) {
+        bail!(
+            "--method clipdraw is guided by --clip alone: drop --reference / --model (or add --clip to another method)"
+        );
+    }
+    let sd = args.reference.is_empty() && !clipdraw;
+    let size = args.size.unwrap_or(if clipdraw {
+        224
+    } else if sd {
+        512
+    } else {
+        128
+    });
     let mut setup = GenerateSetup::new(options, args.particles, size, args.seed);
     if let Some(n) = args.steps {
         setup.steps = n;
@@ -194,7 +212,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(s) => Annealing::parse(s)?,
         None => t_annealing(&setup),
     };
-    let guidance = if !sd {
+    let guidance = if clipdraw {
+        args.clipdraw.alone(args.prompt.as_deref())?
+    } else if !sd {
         let images = args
             .reference
             .iter()
@@ -240,12 +260,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             "note: --objects needs Stable Diffusion's attention; with references, objects come from the vectoriser's segmentation"
         );
     }
+    // The reward loads before any sampling, so a bad `--reward` fails at once.
+    let reward_config = args.reward.config()?;
+    let reward = args.reward.build(args.prompt.as_deref(), device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ckpt = args.out.join("checkpoint.safetensors");
     let (starts, init) = match (&args.init, args.resume) {
         (_, true) => (StartsFrom::Document, None),
         (Some(p), false) => (StartsFrom::Document, Some(import(p)?)),
+        // CLIPDraw has no sampler: a grid of √paths × √paths squares.
+        (None, false) if clipdraw => {
+            let paths = setup.options.paths.unwrap_or(36).max(1);
+            let cells = ((paths as f64).sqrt().floor() as usize).max(1);
+            (
+                StartsFrom::Document,
+                Some(vecdream_gpu::distill::grid_document(cells, size as f64)),
+            )
+        }
         (None, false) => (
             StartsFrom::Samples {
                 setup: setup.clone(),
@@ -260,6 +292,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         prep.set_position(done as u64)
     })?;
     prep.finish_and_clear();
+    let guidance = if clipdraw {
+        guidance
+    } else {
+        args.clipdraw
+            .add_to(guidance, args.prompt.as_deref(), device)?
+    };
     let canvas = init
         .as_ref()
         .or(docs.as_ref().and_then(|d| d.first()))
@@ -268,6 +306,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(lr) = args.lr_points {
         config.lr.points = lr;
     }
+    config.reward = reward_config;
     let settings = run_settings(&args, size);
     let mut d = if args.resume {
         // The JSON copy first (a clear error before a shape mismatch), then the copy inside the
@@ -289,6 +328,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let doc = init.ok_or_else(|| anyhow::anyhow!("no start document"))?;
         Distiller::new(&doc, config, guidance, device)?
     };
+    if let Some(r) = reward {
+        d = d.with_reward(r);
+    }
     d.set_settings(settings);
     optimise(d, args.resume, args.checkpoint_every, &args.out)
 }
@@ -340,6 +382,8 @@ fn run_settings(args: &GenerateArgs, size: usize) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(args.reward.settings())
+    .chain(args.clipdraw.settings())
     .collect()
 }
 

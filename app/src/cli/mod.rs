@@ -1,5 +1,6 @@
 //! The command line: `vecdream` with no subcommand opens the editor; subcommands do the same work headless.
 
+pub mod clipdraw;
 pub mod doctor;
 pub mod document;
 pub mod extrude;
@@ -8,6 +9,8 @@ pub mod generate3d;
 pub mod progress;
 pub mod raster;
 pub mod recolor;
+pub mod reward;
+pub mod score;
 pub mod sd;
 pub mod vectorize;
 
@@ -58,6 +61,8 @@ pub enum Command {
     Extrude(extrude::ExtrudeArgs),
     /// Turn a PNG/JPEG into a layered, editable SVG (objects → components → shapes).
     Vectorize(vectorize::VectorizeArgs),
+    /// CLIP cosine and CLIP score of images and SVGs against a prompt (optionally the LAION aesthetic score).
+    Score(score::ScoreArgs),
     /// Generate an image with Stable Diffusion from a local diffusers folder (DDIM sampling).
     Txt2img(sd::Txt2ImgArgs),
     /// Run many jobs from a jobs file, resumably, sharded over Slurm arrays or Kubernetes Indexed Jobs.
@@ -84,6 +89,8 @@ pub enum BenchCommand {
     ThreeD(generate3d::Bench3dArgs),
     /// Vectoriser: PSNR, SSIM, paths, segments, bytes and time per shared image (vtracer side by side: `cargo run --release --example vectorize_vs_vtracer`).
     Vectorize(vectorize::BenchVectorizeArgs),
+    /// CLIP image tower (ViT-B/32, ViT-L/14, random weights, 224²): forward and forward+backward, against transformers.
+    Clip(score::BenchClipArgs),
 }
 
 impl Command {
@@ -101,6 +108,7 @@ impl Command {
             Command::Vectorize(args) => vectorize::run(&args),
             Command::Extrude(args) => extrude::run(&args),
             Command::Txt2img(args) => sd::txt2img(&args),
+            Command::Score(args) => score::run(&args),
             Command::Batch(batch) => batch.run(),
             Command::Bench(BenchCommand::Raster(args)) => raster::bench(&args),
             Command::Bench(BenchCommand::Unet(args)) => sd::bench_unet(&args),
@@ -108,6 +116,7 @@ impl Command {
             Command::Bench(BenchCommand::ThreeD(args)) => generate3d::bench(&args),
             Command::Bench(BenchCommand::Vectorize(args)) => vectorize::bench(&args),
             Command::Bench(BenchCommand::Generate(args)) => generate::bench_generate(&args),
+            Command::Bench(BenchCommand::Clip(args)) => score::bench(&args),
         }
     }
 }

@@ -16,6 +16,7 @@ mod adam;
 mod adaptive;
 mod bench;
 mod checkpoint;
+mod clipdraw;
 mod engine;
 mod grid;
 mod guidance;
@@ -32,6 +33,7 @@ pub use adam::{AdamConfig, MaskedAdam};
 pub use adaptive::{AdaptiveConfig, NewShape};
 pub use bench::{DistillBenchResult, bench_distill, bench_reference, random_sd21};
 pub use checkpoint::{CHECKPOINT_VERSION, CheckpointMeta, GroupMeta};
+pub use clipdraw::{ClipDrawConfig, ClipDrawGuidance, WithClipDraw};
 pub use engine::{
     Constraints, DistillConfig, Distiller, Frame, LrConfig, Optimise, RewardConfig, RewardMode,
     StepReport,
