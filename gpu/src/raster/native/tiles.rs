@@ -1,0 +1,287 @@
+//! Forward pass of one tile: per layer (in paint order) the winding from its scanline
+//! crossings, the nearest piece within reach, the coverage, then exact "over" compositing.
+
+use super::prep::{Prepared, TILE};
+
+/// No piece within reach.
+pub(crate) const NO_EDGE: u32 = u32::MAX;
+/// Alpha is scaled by `1 - ALPHA_EPS` inside `log(1 - a)` (as the tensor path).
+pub(crate) const ALPHA_EPS: f64 = 1.0e-9;
+/// Distances are packed as fixed point with 16 fractional bits (as the tensor path).
+const DIST_SCALE: f32 = 65536.0;
+/// Largest packed distance.
+const DIST_MAX: f32 = 30000.0;
+const NO_KEY: u64 = u64::MAX;
+const PIX: usize = TILE * TILE;
+
+/// One fragment: a layer's coverage of one pixel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frag {
+    /// Pixel within the tile (`row · TILE + column`).
+    pub pix: u16,
+    /// Inside the fill by the winding rule.
+    pub inside: bool,
+    /// Index into the tile's [`TileBin::insts`](super::prep::TileBin).
+    pub li: u32,
+    /// Nearest piece within reach, or [`NO_EDGE`].
+    pub edge: u32,
+    /// Distance to that piece.
+    pub d: f32,
+    /// Coverage in `[0, 1]`.
+    pub cov: f32,
+    /// Position along the gradient axis (0 for solid layers).
+    pub t: f32,
+}
+
+/// A tile's fragments grouped by pixel, paint order within each pixel.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TileFrags {
+    pub frags: Vec<Frag>,
+    /// `PIX + 1` offsets into `frags`.
+    pub start: Vec<u32>,
+}
+
+/// Distance from a pixel centre to a piece, in the tensor path's float32 order.
+#[inline]
+pub(crate) fn seg_dist(px: f32, py: f32, p: [f32; 4]) -> f32 {
+    let [x0, y0, x1, y1] = p;
+    let dx = x1 - x0;
+    let dy = y1 - y0;
+    let qx = px - x0;
+    let qy = py - y0;
+    let len2 = (dx * dx + dy * dy).max(1e-12);
+    let t = ((qx * dx + qy * dy) / len2).clamp(0.0, 1.0);
+    let rx = qx - t * dx;
+    let ry = qy - t * dy;
+    (rx * rx + ry * ry + 1e-12).sqrt()
+}
+
+/// Stroke coverage: overlap of the pixel's 1-px box `[d − ½, d + ½]` with `[−hw, hw]`.
+#[inline]
+pub(crate) fn stroke_cov(d: f32, hw: f32) -> f32 {
+    (hw.min(d + 0.5) - (-hw).max(d - 0.5)).clamp(0.0, 1.0)
+}
+
+/// Tile `(tx, ty)`'s pixel rectangle `[x0, x1, y0, y1]` (inclusive).
+pub(crate) fn tile_rect(prep: &Prepared, tile: usize) -> [i32; 4] {
+    let t = TILE as i32;
+    let (tx, ty) = ((tile % prep.tiles_x) as i32, (tile / prep.tiles_x) as i32);
+    [
+        tx * t,
+        ((tx + 1) * t).min(prep.w) - 1,
+        ty * t,
+        ((ty + 1) * t).min(prep.h) - 1,
+    ]
+}
+
+/// RGBA of a fragment of layer `inst` at gradient position `t`.
+#[inline]
+pub(crate) fn frag_colour(prep: &Prepared, inst: usize, t: f32) -> [f32; 4] {
+    match &prep.shade {
+        Some(sh) => {
+            let s = &sh[inst];
+            std::array::from_fn(|c| s.start[c] + s.span[c] * t)
+        }
+        None => prep.colour[inst],
+    }
+}
+
+/// The fragments of tile `tile`, sorted by pixel (paint order kept).
+pub(crate) fn tile_fragments(prep: &Prepared, tile: usize) -> TileFrags {
+    let bin = &prep.bins[tile];
+    let [tx0, tx1, ty0, ty1] = tile_rect(prep, tile);
+    let mut frags: Vec<Frag> = Vec::new();
+    let mut keys = [NO_KEY; PIX];
+    let mut dist = [0f32; PIX];
+    let mut edge = [NO_EDGE; PIX];
+    let mut wind = [0i32; PIX];
+    let mut up = 0usize;
+    for (li, &i) in bin.insts.iter().enumerate() {
+        let inst = &prep.insts[i as usize];
+        let Some([wx0, wx1, wy0, wy1]) = inst.win else {
+            continue;
+        };
+        let (rx0, rx1, ry0, ry1) = (wx0.max(tx0), wx1.min(tx1), wy0.max(ty0), wy1.min(ty1));
+        if rx0 > rx1 || ry0 > ry1 {
+            continue;
+        }
+        let local = |x: i32, y: i32| ((y - ty0) as usize) * TILE + (x - tx0) as usize;
+        for y in ry0..=ry1 {
+            for x in rx0..=rx1 {
+                let p = local(x, y);
+                keys[p] = NO_KEY;
+                wind[p] = 0;
+            }
+        }
+        // Nearest piece within reach: smallest (packed distance, usage order).
+        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.start {
+            up += 1;
+        }
+        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.end {
+            let ui = bin.usages[up] as usize;
+            up += 1;
+            let u = prep.usages[ui];
+            let order = (ui - inst.usages.start) as u64;
+            let p = prep.edges[u.edge as usize].p;
+            let [lx, hx, ly, hy] = u.bx;
+            for y in ly.max(ry0)..=hy.min(ry1) {
+                let py = y as f32 + 0.5;
+                for x in lx.max(rx0)..=hx.min(rx1) {
+                    let d = seg_dist(x as f32 + 0.5, py, p);
+                    if d < inst.reach {
+                        let key = (((d.min(DIST_MAX) * DIST_SCALE) as i64 as u64) << 32) | order;
+                        let q = local(x, y);
+                        if key < keys[q] {
+                            keys[q] = key;
+                            dist[q] = d;
+                            edge[q] = u.edge;
+                        }
+                    }
+                }
+            }
+        }
+        // Winding from the crossings of each row.
+        if !inst.stroke {
+            for y in ry0..=ry1 {
+                let r = (y - wy0) as usize;
+                let (c0, c1) = (inst.cross_rows[r] as usize, inst.cross_rows[r + 1] as usize);
+                if c0 == c1 {
+                    continue;
+                }
+                let mut diff = [0i32; TILE + 1];
+                for &(col, dir) in &inst.cross[c0..c1] {
+                    if col <= rx0 {
+                        diff[0] += dir;
+                    } else if col <= rx1 {
+                        diff[(col - rx0) as usize] += dir;
+                    }
+                }
+                let mut acc = 0;
+                for x in rx0..=rx1 {
+                    acc += diff[(x - rx0) as usize];
+                    wind[local(x, y)] = acc;
+                }
+            }
+        }
+        // Fragments.
+        let hw = prep.half_width[inst.shape as usize];
+        let shade_u = prep
+            .shade
+            .as_ref()
+            .filter(|_| !inst.stroke)
+            .map(|sh| sh[i as usize].u);
+        for y in ry0..=ry1 {
+            for x in rx0..=rx1 {
+                let q = local(x, y);
+                let wn = wind[q];
+                let inside = if inst.evenodd { wn & 1 != 0 } else { wn != 0 };
+                let has = keys[q] != NO_KEY;
+                if !(inside || has) {
+                    continue;
+                }
+                let d = dist[q];
+                let cov = if !has {
+                    1.0
+                } else if inst.stroke {
+                    stroke_cov(d, hw)
+                } else {
+                    ((if inside { d } else { -d }) + 0.5).clamp(0.0, 1.0)
+                };
+                let t = shade_u.map_or(0.0, |u| {
+                    (u[0] * (x as f32 + 0.5) + u[1] * (y as f32 + 0.5) + u[2]).clamp(0.0, 1.0)
+                });
+                frags.push(Frag {
+                    pix: q as u16,
+                    inside,
+                    li: li as u32,
+                    edge: if has { edge[q] } else { NO_EDGE },
+                    d,
+                    cov,
+                    t,
+                });
+            }
+        }
+    }
+    // Counting sort by pixel (stable: paint order stays).
+    let mut start = vec![0u32; PIX + 1];
+    for f in &frags {
+        start[f.pix as usize + 1] += 1;
+    }
+    for p in 0..PIX {
+        start[p + 1] += start[p];
+    }
+    let mut sorted = frags.clone();
+    let mut next = start.clone();
+    for f in frags {
+        let slot = &mut next[f.pix as usize];
+        sorted[*slot as usize] = f;
+        *slot += 1;
+    }
+    TileFrags {
+        frags: sorted,
+        start,
+    }
+}
+
+/// Composites a tile: per pixel `[r, g, b, alpha]` (premultiplied) and the transmittance.
+pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f32; 4], f32)> {
+    let bin = &prep.bins[tile];
+    let [tx0, tx1, ty0, ty1] = tile_rect(prep, tile);
+    let bg = prep.bg;
+    let bg_rgb: [f32; 3] = std::array::from_fn(|c| bg[c] * bg[3]);
+    let k = -(1.0 - ALPHA_EPS);
+    let mut out = Vec::with_capacity(((tx1 - tx0 + 1) * (ty1 - ty0 + 1)) as usize);
+    let mut logs: Vec<f64> = Vec::new();
+    let mut alphas: Vec<f64> = Vec::new();
+    let mut aboves: Vec<f64> = Vec::new();
+    for y in ty0..=ty1 {
+        for x in tx0..=tx1 {
+            let q = ((y - ty0) as usize) * TILE + (x - tx0) as usize;
+            let fr = &tf.frags[tf.start[q] as usize..tf.start[q + 1] as usize];
+            logs.clear();
+            alphas.clear();
+            let mut total = 0f64;
+            for f in fr {
+                let inst = bin.insts[f.li as usize] as usize;
+                let a = f64::from(f.cov * frag_colour(prep, inst, f.t)[3]);
+                let l = (a * k).ln_1p();
+                alphas.push(a);
+                logs.push(l);
+                total += l;
+            }
+            above_sums(&logs, &mut aboves);
+            let mut colour = [0f32; 3];
+            for (j, f) in fr.iter().enumerate() {
+                let weight = (alphas[j] * aboves[j].exp()) as f32;
+                let inst = bin.insts[f.li as usize] as usize;
+                let ch = frag_colour(prep, inst, f.t);
+                for c in 0..3 {
+                    colour[c] += ch[c] * weight;
+                }
+            }
+            let trans = total.exp() as f32;
+            out.push((
+                [
+                    trans * bg_rgb[0] + colour[0],
+                    trans * bg_rgb[1] + colour[1],
+                    trans * bg_rgb[2] + colour[2],
+                    1.0 - trans * (1.0 - bg[3]),
+                ],
+                trans,
+            ));
+        }
+    }
+    out
+}
+
+/// `aboves[j]`: the sum of the log-transmittances of the fragments above fragment `j`.
+#[inline]
+pub(crate) fn above_sums(logs: &[f64], aboves: &mut Vec<f64>) {
+    aboves.clear();
+    aboves.resize(logs.len(), 0.0);
+    let mut acc = 0.0;
+    for j in (0..logs.len()).rev() {
+        aboves[j] = acc;
+        acc += logs[j];
+    }
+}
