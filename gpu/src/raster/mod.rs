@@ -30,7 +30,7 @@ mod scene;
 
 pub use bench::{
     BenchCase, BenchResult, BenchScene, DeviceAgreement, agreement_with_cpu, bench_raster,
-    mse_loss, random_blobs, random_strokes, scene_to_svg,
+    bench_raster_with, mse_loss, native_agreement, random_blobs, random_strokes, scene_to_svg,
 };
 pub use native::{Engine, NativeRender, ParamGrads, rasterize_native, rasterize_with};
 pub use render::rasterize;

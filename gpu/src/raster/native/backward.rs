@@ -5,7 +5,7 @@
 //! finite inputs, the nearest-piece choice and the winding have none).
 
 use super::prep::{FAR_PX, Prepared, Raw, TILE, axis_u, in_range, passes, sanitise};
-use super::tiles::{ALPHA_EPS, NO_EDGE, TileFrags, above_sums, frag_colour, tile_rect};
+use super::tiles::{ALPHA_EPS, NO_EDGE, TileFrags, above_products, frag_colour, tile_rect};
 use crate::raster::scene::Scene;
 
 /// Gradient of one layer's numbers.
@@ -105,7 +105,7 @@ pub(crate) fn tile_backward(
     let k = -(1.0 - ALPHA_EPS);
     let mut insts = vec![InstGrad::default(); bin.insts.len()];
     let mut edges = Vec::new();
-    let (mut logs, mut alphas, mut aboves) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut factors, mut alphas, mut aboves) = (Vec::new(), Vec::new(), Vec::new());
     let mut cols: Vec<[f32; 4]> = Vec::new();
     for y in ty0..=ty1 {
         for x in tx0..=tx1 {
@@ -117,22 +117,18 @@ pub(crate) fn tile_backward(
             let pi = (y * prep.w + x) as usize;
             let g: [f64; 3] = std::array::from_fn(|c| f64::from(g_rgb[c][pi]));
             let ga = f64::from(g_a[pi]);
-            logs.clear();
+            factors.clear();
             alphas.clear();
             cols.clear();
-            let mut total = 0f64;
             for f in fr {
                 let inst = bin.insts[f.li as usize] as usize;
                 let ch = frag_colour(prep, inst, f.t);
                 let a = f64::from(f.cov * ch[3]);
-                let l = (a * k).ln_1p();
                 cols.push(ch);
                 alphas.push(a);
-                logs.push(l);
-                total += l;
+                factors.push(a * k + 1.0);
             }
-            above_sums(&logs, &mut aboves);
-            let trans = total.exp();
+            let trans = above_products(&factors, &mut aboves);
             let dtrans = g[0] * bg_rgb[0] + g[1] * bg_rgb[1] + g[2] * bg_rgb[2]
                 - ga * (1.0 - f64::from(bg[3]));
             let (pxc, pyc) = (x as f32 + 0.5, y as f32 + 0.5);
@@ -140,11 +136,11 @@ pub(crate) fn tile_backward(
             for (j, f) in fr.iter().enumerate() {
                 let ch = cols[j];
                 let a = alphas[j];
-                let above = aboves[j].exp();
+                let above = aboves[j];
                 let wgt = a * above;
                 let gw =
                     g[0] * f64::from(ch[0]) + g[1] * f64::from(ch[1]) + g[2] * f64::from(ch[2]);
-                let dlog = k / (a * k + 1.0);
+                let dlog = k / factors[j];
                 let da = gw * above + dlog * (below + dtrans * trans);
                 below += gw * wgt;
                 let dch = [g[0] * wgt, g[1] * wgt, g[2] * wgt, da * f64::from(f.cov)];
@@ -388,5 +384,39 @@ pub(crate) fn reduce(
         width,
         background,
         gradient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tiles::seg_dist;
+    use super::*;
+
+    #[test]
+    fn native_seg_dist_backward_matches_differences() {
+        // Interior projection, beyond an end, and a nearly degenerate piece.
+        for (px, py, p) in [
+            (3.3f32, 2.1f32, [0.5f32, -1.0, 7.0, 4.0]),
+            (9.5, 6.5, [0.5, -1.0, 7.0, 4.0]),
+            (1.25, 0.75, [1.0, 1.0, 1.5, 1.25]),
+        ] {
+            let g = seg_dist_backward(px, py, p, 1.0);
+            for k in 0..4 {
+                let eps = 1e-2f32;
+                let mut a = p;
+                let mut b = p;
+                a[k] += eps;
+                b[k] -= eps;
+                let fd = f64::from(seg_dist(px, py, a) - seg_dist(px, py, b)) / f64::from(2.0 * eps);
+                assert!((fd - g[k]).abs() < 2e-3, "k {k}: {} vs {fd}", g[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn native_ties_split_the_gradient() {
+        assert_eq!(split(1.0, 2.0, 2.0, true), (0.5, 0.5));
+        assert_eq!(split(1.0, 1.0, 2.0, true), (1.0, 0.0));
+        assert_eq!(split(1.0, 1.0, 2.0, false), (0.0, 1.0));
     }
 }

@@ -39,12 +39,22 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// `Native` or `Tensor`: what `self` means for parameters on `device`.
+    /// `Native` or `Tensor`: what `self` means for parameters on `device`. `Auto` follows
+    /// the environment variable `VECDREAM_RASTER_ENGINE` (`native` or `tensor`) when set,
+    /// e.g. to compare the two paths in a whole run.
     pub fn resolve(self, device: Device) -> Self {
-        match self {
-            Self::Auto if device.is_cuda() => Self::Tensor,
-            Self::Auto => Self::Native,
-            e => e,
+        static FROM_ENV: std::sync::OnceLock<Option<Engine>> = std::sync::OnceLock::new();
+        let env = *FROM_ENV.get_or_init(|| {
+            std::env::var("VECDREAM_RASTER_ENGINE")
+                .ok()
+                .and_then(|v| Self::parse(v.trim()))
+                .filter(|e| *e != Self::Auto)
+        });
+        match (self, env) {
+            (Self::Auto, Some(e)) => e,
+            (Self::Auto, None) if device.is_cuda() => Self::Tensor,
+            (Self::Auto, None) => Self::Native,
+            (e, _) => e,
         }
     }
 
@@ -417,5 +427,28 @@ impl NativeRender {
                 .as_ref()
                 .map(|_| cat(&|g| g.gradient.as_deref().unwrap_or(&[]), &[s, 8])),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_par_map_keeps_index_order() {
+        let seq = par_map(97, 1, |i| i * i);
+        for threads in [2, 3, 8] {
+            assert_eq!(par_map(97, threads, |i| i * i), seq);
+        }
+        assert!(par_map(0, 4, |i| i).is_empty());
+    }
+
+    #[test]
+    fn native_engine_names() {
+        assert_eq!(Engine::parse("native"), Some(Engine::Native));
+        assert_eq!(Engine::parse("tensor"), Some(Engine::Tensor));
+        assert_eq!(Engine::parse("auto"), Some(Engine::Auto));
+        assert_eq!(Engine::parse("gpu"), None);
+        assert_eq!(Engine::Native.resolve(Device::Cuda(0)), Engine::Native);
     }
 }

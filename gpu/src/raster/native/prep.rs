@@ -450,3 +450,73 @@ fn crossings(inst: &mut Inst, win: [i32; 4], usages: &[Usage], edges: &[Edge], w
     inst.cross_rows = offsets;
     inst.cross = list.into_iter().map(|(_, c, d)| (c, d)).collect();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::scene::ShapeTopology;
+    use super::*;
+    use vecdream_core::params::{FillRule, PrimitiveKind};
+
+    #[test]
+    fn native_weights_end_exactly_and_sum_to_one() {
+        for n in [1usize, 3, 8, 64] {
+            for line in [false, true] {
+                assert_eq!(weights(0, n, line)[0], 1.0);
+                let last = weights(n, n, line);
+                assert_eq!(last[if line { 1 } else { 3 }], 1.0);
+                for j in 0..=n {
+                    let s: f32 = weights(j, n, line).iter().sum();
+                    assert!((s - 1.0).abs() < 1e-6, "n {n} j {j}: {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn native_boxes_hold_every_pixel_within_reach() {
+        // Pixel c is in the box when its centre c + 0.5 lies within `reach` of [v, v].
+        for v in [-3.0f32, 0.2, 4.5, 4.49, 9.99, 15.7] {
+            for reach in [0.5f32, 2.25] {
+                let (lo, hi) = (box_lo(v, reach, 10), hi_exact(v, reach, 10));
+                for c in 0..10 {
+                    let inside = ((c as f32 + 0.5) - v).abs() <= reach;
+                    assert_eq!(inside, (lo..=hi).contains(&c), "v {v} reach {reach} c {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn native_square_crossings_count_once_per_row() {
+        let shape = ShapeTopology {
+            kind: PrimitiveKind::Polygon,
+            subpaths: vec![(0..4, true)],
+            fill_rule: FillRule::NonZero,
+            has_fill: true,
+            has_stroke: false,
+            locked: false,
+            hidden: false,
+        };
+        let scene = Scene::new([20.0, 20.0], 4, vec![shape]).unwrap();
+        let raw = Raw {
+            points: vec![3.0, 4.0, 15.0, 4.0, 15.0, 12.0, 3.0, 12.0],
+            fill: vec![1.0; 4],
+            stroke: vec![0.0; 4],
+            width: vec![0.0],
+            background: [0.0; 4],
+            gradient: None,
+        };
+        let p = Prepared::new(&scene, &raw, 20, 20, &RasterOptions::default());
+        let inst = &p.insts[0];
+        let [_, _, wy0, _] = inst.win.unwrap();
+        // Rows 4..=11 have their centres inside: one +1 and one −1 crossing each.
+        for r in 0..inst.cross_rows.len() - 1 {
+            let row = wy0 + r as i32;
+            let c = &inst.cross[inst.cross_rows[r] as usize..inst.cross_rows[r + 1] as usize];
+            let want = if (4..12).contains(&row) { 2 } else { 0 };
+            assert_eq!(c.len(), want, "row {row}");
+            assert_eq!(c.iter().map(|x| x.1).sum::<i32>(), 0);
+        }
+        assert!(p.insts[1].win.is_none(), "no stroke layer");
+    }
+}

@@ -231,35 +231,32 @@ pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f
     let bg_rgb: [f32; 3] = std::array::from_fn(|c| bg[c] * bg[3]);
     let k = -(1.0 - ALPHA_EPS);
     let mut out = Vec::with_capacity(((tx1 - tx0 + 1) * (ty1 - ty0 + 1)) as usize);
-    let mut logs: Vec<f64> = Vec::new();
+    let mut factors: Vec<f64> = Vec::new();
     let mut alphas: Vec<f64> = Vec::new();
     let mut aboves: Vec<f64> = Vec::new();
     for y in ty0..=ty1 {
         for x in tx0..=tx1 {
             let q = ((y - ty0) as usize) * TILE + (x - tx0) as usize;
             let fr = &tf.frags[tf.start[q] as usize..tf.start[q + 1] as usize];
-            logs.clear();
+            factors.clear();
             alphas.clear();
-            let mut total = 0f64;
             for f in fr {
                 let inst = bin.insts[f.li as usize] as usize;
                 let a = f64::from(f.cov * frag_colour(prep, inst, f.t)[3]);
-                let l = (a * k).ln_1p();
                 alphas.push(a);
-                logs.push(l);
-                total += l;
+                factors.push(a * k + 1.0);
             }
-            above_sums(&logs, &mut aboves);
+            let total = above_products(&factors, &mut aboves);
             let mut colour = [0f32; 3];
             for (j, f) in fr.iter().enumerate() {
-                let weight = (alphas[j] * aboves[j].exp()) as f32;
+                let weight = (alphas[j] * aboves[j]) as f32;
                 let inst = bin.insts[f.li as usize] as usize;
                 let ch = frag_colour(prep, inst, f.t);
                 for c in 0..3 {
                     colour[c] += ch[c] * weight;
                 }
             }
-            let trans = total.exp() as f32;
+            let trans = total as f32;
             out.push((
                 [
                     trans * bg_rgb[0] + colour[0],
@@ -274,14 +271,44 @@ pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f
     out
 }
 
-/// `aboves[j]`: the sum of the log-transmittances of the fragments above fragment `j`.
+/// `aboves[j]`: the transmittance of the fragments above fragment `j`, the product of
+/// their factors `1 − (1 − ε) a` (the tensor path's `exp` of a suffix sum of `log1p`, which
+/// is the same number up to rounding); returns the product of all factors.
 #[inline]
-pub(crate) fn above_sums(logs: &[f64], aboves: &mut Vec<f64>) {
+pub(crate) fn above_products(factors: &[f64], aboves: &mut Vec<f64>) -> f64 {
     aboves.clear();
-    aboves.resize(logs.len(), 0.0);
-    let mut acc = 0.0;
-    for j in (0..logs.len()).rev() {
+    aboves.resize(factors.len(), 0.0);
+    let mut acc = 1.0;
+    for j in (0..factors.len()).rev() {
         aboves[j] = acc;
-        acc += logs[j];
+        acc *= factors[j];
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_seg_dist_and_stroke_coverage() {
+        let p = [0.0, 0.0, 10.0, 0.0];
+        assert!((seg_dist(5.0, 3.0, p) - 3.0).abs() < 1e-6);
+        assert!((seg_dist(13.0, 4.0, p) - 5.0).abs() < 1e-6, "beyond the end");
+        // A zero-length piece is a point.
+        assert!((seg_dist(3.0, 4.0, [0.0; 4]) - 5.0).abs() < 1e-6);
+        assert_eq!(stroke_cov(0.0, 2.0), 1.0);
+        assert!((stroke_cov(0.0, 0.25) - 0.5).abs() < 1e-6, "thin: its width");
+        assert!((stroke_cov(2.0, 2.0) - 0.5).abs() < 1e-6, "on the border: half");
+        assert_eq!(stroke_cov(3.0, 2.0), 0.0);
+    }
+
+    #[test]
+    fn native_above_products_are_suffix_products() {
+        let mut out = Vec::new();
+        assert_eq!(above_products(&[0.5, 0.25, 0.125], &mut out), 0.5 * 0.25 * 0.125);
+        assert_eq!(out, vec![0.25 * 0.125, 0.125, 1.0]);
+        assert_eq!(above_products(&[], &mut out), 1.0);
+        assert!(out.is_empty());
     }
 }
