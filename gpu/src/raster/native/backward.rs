@@ -152,11 +152,11 @@ pub(crate) fn tile_backward(
                     Some(sh) => {
                         let s = &sh[inst_i];
                         let mut dt = 0f64;
-                        for c in 0..4 {
-                            ig.colour[c] += dch[c];
+                        for (c, &g) in dch.iter().enumerate() {
+                            ig.colour[c] += g;
                             if !inst.stroke {
-                                ig.span[c] += dch[c] * f64::from(f.t);
-                                dt += dch[c] * f64::from(s.span[c]);
+                                ig.span[c] += g * f64::from(f.t);
+                                dt += g * f64::from(s.span[c]);
                             }
                         }
                         if !inst.stroke {
@@ -169,8 +169,8 @@ pub(crate) fn tile_backward(
                         }
                     }
                     None => {
-                        for c in 0..4 {
-                            ig.colour[c] += dch[c];
+                        for (acc, g) in ig.colour.iter_mut().zip(dch) {
+                            *acc += g;
                         }
                     }
                 }
@@ -372,9 +372,9 @@ pub(crate) fn reduce(
         background[c] = (dbg_rgb[c] * f64::from(bg[3])) as f32;
     }
     background[3] = (dbg_a + (0..3).map(|c| dbg_rgb[c] * f64::from(bg[c])).sum::<f64>()) as f32;
-    for c in 0..4 {
-        if !passes(raw.background[c], 0.0, 1.0) {
-            background[c] = 0.0;
+    for (g, &r) in background.iter_mut().zip(&raw.background) {
+        if !passes(r, 0.0, 1.0) {
+            *g = 0.0;
         }
     }
     Grads {
