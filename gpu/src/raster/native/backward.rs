@@ -407,7 +407,8 @@ mod tests {
                 let mut b = p;
                 a[k] += eps;
                 b[k] -= eps;
-                let fd = f64::from(seg_dist(px, py, a) - seg_dist(px, py, b)) / f64::from(2.0 * eps);
+                let fd =
+                    f64::from(seg_dist(px, py, a) - seg_dist(px, py, b)) / f64::from(2.0 * eps);
                 assert!((fd - g[k]).abs() < 2e-3, "k {k}: {} vs {fd}", g[k]);
             }
         }

@@ -152,6 +152,38 @@ fn host(t: &Tensor) -> Result<Vec<f32>, RasterError> {
     )?)
 }
 
+/// Phase timings on stderr when `VECDREAM_RASTER_PROFILE` is set (as the tensor path).
+struct Phases(
+    Option<(std::time::Instant, Vec<(&'static str, f64)>)>,
+    &'static str,
+);
+
+impl Phases {
+    fn new(what: &'static str) -> Self {
+        Self(
+            std::env::var_os("VECDREAM_RASTER_PROFILE")
+                .map(|_| (std::time::Instant::now(), Vec::new())),
+            what,
+        )
+    }
+
+    fn mark(&mut self, name: &'static str) {
+        if let Some((t, v)) = &mut self.0 {
+            v.push((name, t.elapsed().as_secs_f64() * 1e3));
+            *t = std::time::Instant::now();
+        }
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        if let Some((_, v)) = &self.0 {
+            let v: Vec<String> = v.iter().map(|(n, t)| format!("{n} {t:.2}")).collect();
+            eprintln!("native {} ms: {}", self.1, v.join(", "));
+        }
+    }
+}
+
 /// Threads for the tiles: libtorch's intra-op thread count (`--threads` of the CLI).
 fn threads() -> usize {
     tch::get_num_threads().max(1) as usize
@@ -199,6 +231,7 @@ pub fn rasterize_native(
     height: usize,
     opts: &RasterOptions,
 ) -> Result<NativeRender, RasterError> {
+    let mut phases = Phases::new("forward");
     let b = params.check(scene)?;
     if width == 0 || height == 0 || width > 32768 || height > 32768 || b == 0 {
         return Err(RasterError::Size {
@@ -237,13 +270,16 @@ pub fn rasterize_native(
                 .as_ref()
                 .map(|g| g[i * 8 * s..(i + 1) * 8 * s].to_vec()),
         };
+        phases.mark("read");
         let prep = Prepared::new(scene, &raw, width, height, opts);
+        phases.mark("prepare");
         let n_tiles = prep.tiles_x * prep.tiles_y;
         let done = par_map(n_tiles, n_threads, |t| {
             let tf = tiles::tile_fragments(&prep, t);
             let px = tiles::composite(&prep, t, &tf);
             (tf, px)
         });
+        phases.mark("tiles");
         let mut trans = vec![1f32; if needs_grad { hw } else { 0 }];
         let mut kept = Vec::with_capacity(if needs_grad { n_tiles } else { 0 });
         let (img, a_img) = (&mut rgb[i * 3 * hw..], &mut alpha[i * hw..]);
@@ -276,6 +312,7 @@ pub fn rasterize_native(
             });
         }
     }
+    phases.mark("assemble");
     let dev = params.device();
     let (bi, hi, wi) = (b as i64, height as i64, width as i64);
     let mut rgb_t = Tensor::from_slice(&rgb)
@@ -297,6 +334,7 @@ pub fn rasterize_native(
     } else {
         None
     };
+    phases.mark("tensors");
     Ok(NativeRender {
         rendered: Rendered {
             rgb: rgb_t,
@@ -386,8 +424,10 @@ impl NativeRender {
                 });
             }
         }
+        let mut phases = Phases::new("backward");
         let gr = host(g_rgb)?;
         let ga = host(g_alpha)?;
+        phases.mark("read");
         let hw = st.width * st.height;
         let n_threads = threads();
         let mut all: Vec<backward::Grads> = Vec::new();
@@ -398,6 +438,7 @@ impl NativeRender {
             let tiles = par_map(part.tiles.len(), n_threads, |t| {
                 backward::tile_backward(&part.prep, t, &part.tiles[t], planes, a)
             });
+            phases.mark("tiles");
             all.push(backward::reduce(
                 &st.scene,
                 &part.prep,
@@ -407,6 +448,7 @@ impl NativeRender {
                 planes,
                 a,
             ));
+            phases.mark("reduce");
         }
         let cat = |f: &dyn Fn(&backward::Grads) -> &[f32], shape: &[i64]| {
             let v: Vec<f32> = all.iter().flat_map(|g| f(g).iter().copied()).collect();

@@ -294,19 +294,31 @@ mod tests {
     fn native_seg_dist_and_stroke_coverage() {
         let p = [0.0, 0.0, 10.0, 0.0];
         assert!((seg_dist(5.0, 3.0, p) - 3.0).abs() < 1e-6);
-        assert!((seg_dist(13.0, 4.0, p) - 5.0).abs() < 1e-6, "beyond the end");
+        assert!(
+            (seg_dist(13.0, 4.0, p) - 5.0).abs() < 1e-6,
+            "beyond the end"
+        );
         // A zero-length piece is a point.
         assert!((seg_dist(3.0, 4.0, [0.0; 4]) - 5.0).abs() < 1e-6);
         assert_eq!(stroke_cov(0.0, 2.0), 1.0);
-        assert!((stroke_cov(0.0, 0.25) - 0.5).abs() < 1e-6, "thin: its width");
-        assert!((stroke_cov(2.0, 2.0) - 0.5).abs() < 1e-6, "on the border: half");
+        assert!(
+            (stroke_cov(0.0, 0.25) - 0.5).abs() < 1e-6,
+            "thin: its width"
+        );
+        assert!(
+            (stroke_cov(2.0, 2.0) - 0.5).abs() < 1e-6,
+            "on the border: half"
+        );
         assert_eq!(stroke_cov(3.0, 2.0), 0.0);
     }
 
     #[test]
     fn native_above_products_are_suffix_products() {
         let mut out = Vec::new();
-        assert_eq!(above_products(&[0.5, 0.25, 0.125], &mut out), 0.5 * 0.25 * 0.125);
+        assert_eq!(
+            above_products(&[0.5, 0.25, 0.125], &mut out),
+            0.5 * 0.25 * 0.125
+        );
         assert_eq!(out, vec![0.25 * 0.125, 0.125, 1.0]);
         assert_eq!(above_products(&[], &mut out), 1.0);
         assert!(out.is_empty());
