@@ -17,7 +17,7 @@ mod backward;
 mod prep;
 mod tiles;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -189,6 +189,34 @@ fn threads() -> usize {
     tch::get_num_threads().max(1) as usize
 }
 
+/// CPU time (ns) of the worker threads that have finished, counted while
+/// [`track_worker_cpu`] is on: `/proc/self/task` no longer lists them, so a benchmark that
+/// sums its threads' CPU time adds this.
+static WORKER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+static TRACK_WORKER_CPU: AtomicBool = AtomicBool::new(false);
+
+/// Turns on counting the CPU time of finished worker threads (Linux; for benchmarks).
+pub fn track_worker_cpu(on: bool) {
+    TRACK_WORKER_CPU.store(on, Ordering::Relaxed);
+}
+
+/// CPU ns of the worker threads finished while tracking was on (see [`track_worker_cpu`]).
+pub fn finished_worker_cpu_ns() -> u64 {
+    WORKER_CPU_NS.load(Ordering::Relaxed)
+}
+
+fn count_worker_cpu() {
+    if !TRACK_WORKER_CPU.load(Ordering::Relaxed) {
+        return;
+    }
+    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
+    if let Some(ns) = ns {
+        WORKER_CPU_NS.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
 /// `f(0..n)` on up to `threads` scoped threads, results in index order (deterministic).
 fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = threads.min(n);
@@ -204,6 +232,7 @@ fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> 
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
+                            count_worker_cpu();
                             break v;
                         }
                         v.push((i, f(i)));
