@@ -381,8 +381,12 @@ impl NativeRender {
 
     /// `loss.backward()`, then the native phase ([`Self::finish_backward`]).
     pub fn backward(&self, loss: &Tensor) -> Result<(), RasterError> {
+        let mut phases = Phases::new("two-phase backward");
         loss.backward();
-        self.finish_backward()
+        phases.mark("loss.backward");
+        self.finish_backward()?;
+        phases.mark("native + surrogate");
+        Ok(())
     }
 
     /// After the caller's `loss.backward()`: dL/dθ from the image's `.grad()` (natively),
@@ -392,6 +396,7 @@ impl NativeRender {
         let Some(st) = &self.state else {
             return Ok(());
         };
+        let mut phases = Phases::new("finish_backward");
         let grad_or_zero = |t: &Tensor| {
             let g = t.grad();
             if g.defined() { g } else { t.zeros_like() }
@@ -400,6 +405,7 @@ impl NativeRender {
             &grad_or_zero(&self.rendered.rgb),
             &grad_or_zero(&self.rendered.alpha),
         )?;
+        phases.mark("param_grads");
         let p = &st.params;
         let mut pairs = vec![
             (&p.points, g.points),
@@ -426,6 +432,7 @@ impl NativeRender {
         if let Some(s) = surrogate {
             s.backward();
         }
+        phases.mark("surrogate");
         Ok(())
     }
 
