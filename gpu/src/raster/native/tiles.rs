@@ -41,8 +41,9 @@ pub(crate) struct TileFrags {
     pub start: Vec<u32>,
 }
 
-/// Distance from a pixel centre to a piece, in the tensor path's float32 order.
-#[inline]
+/// Distance from a pixel centre to a piece, in the tensor path's float32 order (the kernel
+/// uses [`seg_dist_within`], the same numbers; this is its reference in the tests).
+#[cfg(test)]
 pub(crate) fn seg_dist(px: f32, py: f32, p: [f32; 4]) -> f32 {
     let [x0, y0, x1, y1] = p;
     let dx = x1 - x0;
@@ -54,6 +55,28 @@ pub(crate) fn seg_dist(px: f32, py: f32, p: [f32; 4]) -> f32 {
     let rx = qx - t * dx;
     let ry = qy - t * dy;
     (rx * rx + ry * ry + 1e-12).sqrt()
+}
+
+/// [`seg_dist`] when it is below `reach`, skipping the square root for pixels whose squared
+/// distance already exceeds `reach²` (exact: a correctly rounded square root of `s > r²`
+/// cannot round below `r`).
+#[inline]
+fn seg_dist_within(px: f32, py: f32, p: [f32; 4], reach: f32) -> Option<f32> {
+    let [x0, y0, x1, y1] = p;
+    let dx = x1 - x0;
+    let dy = y1 - y0;
+    let qx = px - x0;
+    let qy = py - y0;
+    let len2 = (dx * dx + dy * dy).max(1e-12);
+    let t = ((qx * dx + qy * dy) / len2).clamp(0.0, 1.0);
+    let rx = qx - t * dx;
+    let ry = qy - t * dy;
+    let s = rx * rx + ry * ry + 1e-12;
+    if f64::from(s) > f64::from(reach) * f64::from(reach) {
+        return None;
+    }
+    let d = s.sqrt();
+    (d < reach).then_some(d)
 }
 
 /// Stroke coverage: overlap of the pixel's 1-px box `[d − ½, d + ½]` with `[−hw, hw]`.
@@ -101,9 +124,31 @@ pub(crate) fn tile_fragments(prep: &Prepared, tile: usize) -> TileFrags {
         let Some([wx0, wx1, wy0, wy1]) = inst.win else {
             continue;
         };
-        let (rx0, rx1, ry0, ry1) = (wx0.max(tx0), wx1.min(tx1), wy0.max(ty0), wy1.min(ty1));
+        let (mut rx0, mut rx1, mut ry0, mut ry1) =
+            (wx0.max(tx0), wx1.min(tx1), wy0.max(ty0), wy1.min(ty1));
         if rx0 > rx1 || ry0 > ry1 {
             continue;
+        }
+        // This layer's usages in the tile.
+        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.start {
+            up += 1;
+        }
+        let u0 = up;
+        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.end {
+            up += 1;
+        }
+        let mine = &bin.usages[u0..up];
+        if inst.stroke {
+            // A stroke has no inside: only pixels in its usages' boxes can be fragments.
+            let mut r = [i32::MAX, i32::MIN, i32::MAX, i32::MIN];
+            for &ui in mine {
+                let [lx, hx, ly, hy] = prep.usages[ui as usize].bx;
+                r = [r[0].min(lx), r[1].max(hx), r[2].min(ly), r[3].max(hy)];
+            }
+            (rx0, rx1, ry0, ry1) = (rx0.max(r[0]), rx1.min(r[1]), ry0.max(r[2]), ry1.min(r[3]));
+            if rx0 > rx1 || ry0 > ry1 {
+                continue;
+            }
         }
         let local = |x: i32, y: i32| ((y - ty0) as usize) * TILE + (x - tx0) as usize;
         for y in ry0..=ry1 {
@@ -114,12 +159,8 @@ pub(crate) fn tile_fragments(prep: &Prepared, tile: usize) -> TileFrags {
             }
         }
         // Nearest piece within reach: smallest (packed distance, usage order).
-        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.start {
-            up += 1;
-        }
-        while up < bin.usages.len() && (bin.usages[up] as usize) < inst.usages.end {
-            let ui = bin.usages[up] as usize;
-            up += 1;
+        for &ui in mine {
+            let ui = ui as usize;
             let u = prep.usages[ui];
             let order = (ui - inst.usages.start) as u64;
             let p = prep.edges[u.edge as usize].p;
@@ -127,8 +168,7 @@ pub(crate) fn tile_fragments(prep: &Prepared, tile: usize) -> TileFrags {
             for y in ly.max(ry0)..=hy.min(ry1) {
                 let py = y as f32 + 0.5;
                 for x in lx.max(rx0)..=hx.min(rx1) {
-                    let d = seg_dist(x as f32 + 0.5, py, p);
-                    if d < inst.reach {
+                    if let Some(d) = seg_dist_within(x as f32 + 0.5, py, p, inst.reach) {
                         let key = (((d.min(DIST_MAX) * DIST_SCALE) as i64 as u64) << 32) | order;
                         let q = local(x, y);
                         if key < keys[q] {
@@ -234,24 +274,26 @@ pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f
     let mut factors: Vec<f64> = Vec::new();
     let mut alphas: Vec<f64> = Vec::new();
     let mut aboves: Vec<f64> = Vec::new();
+    let mut cols: Vec<[f32; 4]> = Vec::new();
     for y in ty0..=ty1 {
         for x in tx0..=tx1 {
             let q = ((y - ty0) as usize) * TILE + (x - tx0) as usize;
             let fr = &tf.frags[tf.start[q] as usize..tf.start[q + 1] as usize];
             factors.clear();
             alphas.clear();
+            cols.clear();
             for f in fr {
                 let inst = bin.insts[f.li as usize] as usize;
-                let a = f64::from(f.cov * frag_colour(prep, inst, f.t)[3]);
+                let ch = frag_colour(prep, inst, f.t);
+                let a = f64::from(f.cov * ch[3]);
+                cols.push(ch);
                 alphas.push(a);
                 factors.push(a * k + 1.0);
             }
             let total = above_products(&factors, &mut aboves);
             let mut colour = [0f32; 3];
-            for (j, f) in fr.iter().enumerate() {
+            for (j, ch) in cols.iter().enumerate() {
                 let weight = (alphas[j] * aboves[j]) as f32;
-                let inst = bin.insts[f.li as usize] as usize;
-                let ch = frag_colour(prep, inst, f.t);
                 for c in 0..3 {
                     colour[c] += ch[c] * weight;
                 }
@@ -310,6 +352,18 @@ mod tests {
             "on the border: half"
         );
         assert_eq!(stroke_cov(3.0, 2.0), 0.0);
+    }
+
+    #[test]
+    fn native_within_reach_is_seg_dist_below_reach() {
+        let p = [1.0, 2.0, 7.5, 3.25];
+        for k in 0..400 {
+            let (px, py) = ((k % 20) as f32 * 0.5, (k / 20) as f32 * 0.5);
+            for reach in [0.5f32, 1.5, 2.0] {
+                let d = seg_dist(px, py, p);
+                assert_eq!(seg_dist_within(px, py, p, reach), (d < reach).then_some(d));
+            }
+        }
     }
 
     #[test]
