@@ -4,23 +4,26 @@ use std::path::{Path, PathBuf};
 
 use vecdream_core::{Document, RgbaImage};
 use vecdream_gpu::device::best_device;
-use vecdream_gpu::raster::bench::{BenchCase, BenchScene, bench_raster};
-use vecdream_gpu::raster::{RasterOptions, Scene, SceneParams, rasterize};
+use vecdream_gpu::raster::bench::{BenchCase, BenchScene, bench_raster, bench_raster_with};
+use vecdream_gpu::raster::{Engine, RasterOptions, Scene, SceneParams, rasterize_with};
 
-/// Renders `doc` with the differentiable rasteriser to a `width × height` PNG.
+/// Renders `doc` with the differentiable rasteriser to a `width × height` PNG (the native
+/// kernel on the CPU, the tensor path on CUDA).
 pub fn render_diff_png(doc: &Document, path: &Path, width: u32, height: u32) -> anyhow::Result<()> {
     let view = doc.param_view();
     let scene = Scene::from_view(&view)?;
     let params = SceneParams::from_view(&view, 1, best_device())?;
     let rendered = vecdream_gpu::tch::no_grad(|| {
-        rasterize(
+        rasterize_with(
             &scene,
             &params,
             width as usize,
             height as usize,
             &RasterOptions::default(),
+            Engine::Auto,
         )
-    })?;
+    })?
+    .rendered;
     let (data, w, h) = rendered.to_rgba8(0)?;
     RgbaImage {
         width: w as u32,
@@ -172,23 +175,29 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
         return bench_contention(&scenes, args.reps, &opts);
     }
     println!(
-        "| scene | size | fwd wall ms | fwd+bwd wall ms | fwd+bwd CPU ms | DiffVG CPU ms | ratio | peak RSS MiB | peak GPU MiB |"
+        "| scene | size | native fwd wall ms | native fwd+bwd wall ms | native fwd+bwd CPU ms | tensor fwd+bwd wall ms | tensor fwd+bwd CPU ms | DiffVG CPU ms | native / DiffVG | tensor / DiffVG | native speed-up | peak RSS MiB | peak GPU MiB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let bar = crate::cli::progress::bar(scenes.len() as u64, "scenes");
+    let ratio = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.3}×"));
     for (scene, diffvg) in &scenes {
+        let n = bench_raster_with(scene, args.reps, &opts, Engine::Native, *diffvg)?;
         let r = bench_raster(scene, args.reps, &opts, *diffvg)?;
         bar.suspend(|| {
             println!(
-                "| {} | {}×{} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {}×{} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.1}× | {} | {} |",
                 r.name,
                 r.width,
                 r.height,
-                r.forward_wall_ms,
+                n.forward_wall_ms,
+                n.wall_ms,
+                n.cpu_ms,
                 r.wall_ms,
                 r.cpu_ms,
                 r.diffvg_cpu_ms.map_or("–".into(), |d| format!("{d:.0}")),
-                r.ratio().map_or("–".into(), |x| format!("{x:.2}×")),
+                ratio(n.ratio()),
+                ratio(r.ratio()),
+                r.cpu_ms / n.cpu_ms.max(1e-9),
                 r.peak_rss_mib.map_or("–".into(), |m| format!("{m:.0}")),
                 r.peak_gpu_mib.map_or("–".into(), |m| m.to_string()),
             )
@@ -196,6 +205,14 @@ pub fn bench(args: &BenchRasterArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    println!("native kernel vs tensor path on the same scenes (CPU, forward + backward):");
+    for (scene, _) in scenes.iter().take(4) {
+        let a = vecdream_gpu::raster::native_agreement(scene, &opts)?;
+        println!(
+            "  {}: max |Δ pixel| {:.2e}, max |Δ ∂L/∂point| / max |∂L/∂point| {:.2e}",
+            scene.name, a.max_pixel_diff, a.max_grad_rel_diff
+        );
+    }
     if device.is_cuda() {
         // The same code runs on both devices: show how closely they agree (scenes (a)–(d)).
         println!("CUDA vs CPU on the same scenes (forward + backward):");

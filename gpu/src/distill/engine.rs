@@ -9,7 +9,7 @@ use super::adam::{AdamConfig, MaskedAdam, bool_mask, zero_grads};
 use super::guidance::{Guidance, StepCtx};
 use super::reward::{Reward, reward_weights};
 use super::schedule::LrSchedule;
-use crate::raster::{RasterOptions, Scene, SceneParams, rasterize};
+use crate::raster::{Engine, NativeRender, RasterOptions, Scene, SceneParams, rasterize_with};
 use crate::rng::Rng;
 
 /// Random streams of a run (see [`Rng::for_step`]).
@@ -540,21 +540,39 @@ impl Distiller {
         ]
     }
 
-    /// Renders every particle `[B, 3, H, W]` over the background colour (with autograd).
+    /// Renders every particle `[B, 3, H, W]` over the background colour. On the CPU the
+    /// native kernel renders and the image's graph ends at its leaf render (gradients reach
+    /// the parameters only through [`Distiller::step`]); on CUDA it carries autograd to them.
     pub fn render(&self) -> Result<Tensor, DistillError> {
+        Ok(self.render_for_backward()?.0)
+    }
+
+    /// [`Distiller::render`] and the renders whose `finish_backward` must follow the loss's
+    /// `backward()` (the native kernel's second phase).
+    fn render_for_backward(&self) -> Result<(Tensor, Vec<NativeRender>), DistillError> {
         let mut parts = Vec::with_capacity(self.groups.len());
+        let mut renders = Vec::with_capacity(self.groups.len());
         for g in &self.groups {
             let shown = self.shown_params(&g.params);
-            let r = rasterize(&g.scene, &shown, self.width, self.height, &self.raster)?;
-            parts.push(r.over(self.config.background_rgb));
+            let r = rasterize_with(
+                &g.scene,
+                &shown,
+                self.width,
+                self.height,
+                &self.raster,
+                Engine::Auto,
+            )?;
+            parts.push(r.rendered.over(self.config.background_rgb));
+            renders.push(r);
         }
-        Ok(if parts.len() == 1 {
+        let images = if parts.len() == 1 {
             parts
                 .pop()
                 .unwrap_or_else(|| Tensor::zeros([0], (Kind::Float, Device::Cpu)))
         } else {
             Tensor::cat(&parts, 0)
-        })
+        };
+        Ok((images, renders))
     }
 
     /// The numbers as rendered: with a palette, colours snapped to it (straight-through, so the
@@ -609,7 +627,7 @@ impl Distiller {
         let owned: Vec<Vec<Tensor>> = self.groups.iter().map(Group::tensors).collect();
         let all: Vec<&Tensor> = owned.iter().flatten().collect();
         zero_grads(&all);
-        let images = self.render()?;
+        let (images, renders) = self.render_for_backward()?;
         self.last_images = Some(images.detach());
         self.apply_reward(&images)?;
         let mut rng = Rng::for_step(self.config.seed, STREAM_GUIDANCE, self.step as u64);
@@ -641,6 +659,9 @@ impl Distiller {
             return Ok(report);
         }
         loss.backward();
+        for r in &renders {
+            r.finish_backward()?;
+        }
         if !MaskedAdam::grads_finite(&all) {
             zero_grads(&all);
             report.skipped = Some("non-finite gradient".into());

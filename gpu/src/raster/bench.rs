@@ -9,6 +9,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 use vecdream_core::params::{FillRule, ParamView, PrimitiveKind};
 
+use super::native::{Engine, rasterize_with};
 use super::scene::{Scene, SceneParams, ShapeTopology};
 use super::{RasterError, RasterOptions, Rendered, rasterize};
 
@@ -108,7 +109,8 @@ impl BenchCase {
                 stroke_width: Some(2.0),
                 size: [256; 2],
                 particles: 1,
-                diffvg_cpu_ms: None,
+                // The side-by-side table of `shared/anchors.md` (1 sample per pixel).
+                diffvg_cpu_ms: Some(794.0),
             },
             Self {
                 name: "d",
@@ -214,9 +216,10 @@ pub fn mse_loss(rendered: &Rendered, target: &Tensor) -> Tensor {
         .mean(Kind::Float)
 }
 
-/// Process CPU time in ns, summed over all threads (Linux `/proc`; None elsewhere).
+/// Process CPU time in ns, summed over all threads (Linux `/proc`; None elsewhere), the
+/// native kernel's finished worker threads included.
 fn cpu_ns() -> Option<u64> {
-    let mut total = 0u64;
+    let mut total = super::native::finished_worker_cpu_ns();
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let path = entry.ok()?.path().join("schedstat");
         let text = std::fs::read_to_string(path).ok()?;
@@ -243,14 +246,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times forward + backward of an MSE loss against a flat grey target, `reps` times after
-/// one warm-up run; gradients go to points and colours (and widths for strokes).
+/// one warm-up run; gradients go to points and colours (and widths for strokes). Tensor path.
 pub fn bench_raster(
     scene: &BenchScene,
     reps: usize,
     opts: &RasterOptions,
     diffvg_cpu_ms: Option<f64>,
 ) -> Result<BenchResult, RasterError> {
+    bench_raster_with(scene, reps, opts, Engine::Tensor, diffvg_cpu_ms)
+}
+
+/// [`bench_raster`] with a chosen engine (the native kernel's backward is its two phases).
+pub fn bench_raster_with(
+    scene: &BenchScene,
+    reps: usize,
+    opts: &RasterOptions,
+    engine: Engine,
+    diffvg_cpu_ms: Option<f64>,
+) -> Result<BenchResult, RasterError> {
     reset_peak_rss();
+    super::native::track_worker_cpu(true);
     let params = scene.params.to_leaves();
     let dev = params.device();
     let probe = crate::gpu_memory::GpuMemoryProbe::start(dev);
@@ -274,13 +289,20 @@ pub fn bench_raster(
         }
         let c0 = cpu_ns();
         let t0 = Instant::now();
-        let out = rasterize(&scene.scene, &params, scene.width, scene.height, opts)?;
-        let loss = mse_loss(&out, &target);
+        let out = rasterize_with(
+            &scene.scene,
+            &params,
+            scene.width,
+            scene.height,
+            opts,
+            engine,
+        )?;
+        let loss = mse_loss(&out.rendered, &target);
         if dev.is_cuda() {
             tch::Cuda::synchronize(dev_index(dev));
         }
         let fwd = t0.elapsed().as_secs_f64() * 1e3;
-        loss.backward();
+        out.backward(&loss)?;
         if dev.is_cuda() {
             tch::Cuda::synchronize(dev_index(dev));
         }
@@ -295,6 +317,7 @@ pub fn bench_raster(
             fwds.push(fwd);
         }
     }
+    super::native::track_worker_cpu(false);
     Ok(BenchResult {
         name: scene.name.clone(),
         width: scene.width,
@@ -343,6 +366,41 @@ pub fn agreement_with_cpu(
     Ok(DeviceAgreement {
         max_pixel_diff: max(image_dev - image_cpu),
         max_grad_rel_diff: max(grad_dev - grad_cpu) / scale,
+    })
+}
+
+/// How closely the native kernel agrees with the tensor path on `scene` (forward + backward
+/// of the benchmark loss, on the CPU): max |Δ pixel| and max |Δ ∂loss/∂point| over
+/// max |∂loss/∂point|.
+pub fn native_agreement(
+    scene: &BenchScene,
+    opts: &RasterOptions,
+) -> Result<DeviceAgreement, RasterError> {
+    let run = |engine: Engine| -> Result<(Tensor, Tensor), RasterError> {
+        let params = scene.params.map(|t| t.to_device(Device::Cpu)).to_leaves();
+        let target = Tensor::full(
+            [1, 3, scene.height as i64, scene.width as i64],
+            0.5,
+            (Kind::Float, Device::Cpu),
+        );
+        let out = rasterize_with(
+            &scene.scene,
+            &params,
+            scene.width,
+            scene.height,
+            opts,
+            engine,
+        )?;
+        out.backward(&mse_loss(&out.rendered, &target))?;
+        Ok((out.rendered.rgb.detach(), params.points.grad()))
+    };
+    let (image_n, grad_n) = run(Engine::Native)?;
+    let (image_t, grad_t) = run(Engine::Tensor)?;
+    let max = |t: Tensor| t.abs().max().double_value(&[]);
+    let scale = max(grad_t.shallow_clone()).max(f64::MIN_POSITIVE);
+    Ok(DeviceAgreement {
+        max_pixel_diff: max(image_n - image_t),
+        max_grad_rel_diff: max(grad_n - grad_t) / scale,
     })
 }
 

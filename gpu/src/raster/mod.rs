@@ -17,16 +17,22 @@
 //! signed distance (fills) or the stroke's half width. Fragments are stable-sorted by pixel
 //! and composited "over" in paint order with the transmittance from a float64 cumulative sum
 //! of `log(1 - a)`. Pixels × all edges is never formed.
+//!
+//! On the CPU, [`rasterize_with`] (engine [`Engine::Auto`]) runs the fused native kernel of
+//! [`native`] instead: the same maths per 16×16 tile in plain Rust, joined to autograd in two
+//! phases ([`NativeRender::backward`]). [`rasterize`] is always the tensor path.
 
 pub mod bench;
 mod flatten;
+pub mod native;
 mod render;
 mod scene;
 
 pub use bench::{
     BenchCase, BenchResult, BenchScene, DeviceAgreement, agreement_with_cpu, bench_raster,
-    mse_loss, random_blobs, random_strokes, scene_to_svg,
+    bench_raster_with, mse_loss, native_agreement, random_blobs, random_strokes, scene_to_svg,
 };
+pub use native::{Engine, NativeRender, ParamGrads, rasterize_native, rasterize_with};
 pub use render::rasterize;
 pub use scene::{Scene, SceneParams, ShapeTopology};
 

@@ -7,7 +7,9 @@ use vecdream_core::params::{ParamView, PrimitiveKind};
 
 use super::VectorizeError;
 use super::layers::Layered;
-use crate::raster::{RasterOptions, Rendered, Scene, SceneParams, ShapeTopology, rasterize};
+use crate::raster::{
+    Engine, RasterOptions, Rendered, Scene, SceneParams, ShapeTopology, rasterize_with,
+};
 
 /// The target image as tensors, composited the way the loss compares them.
 #[derive(Debug)]
@@ -342,14 +344,17 @@ impl Flat {
                 let _ = g.zero_();
             }
         }
-        let out = rasterize(
+        // The native kernel on the CPU (two-phase backward), the tensor path on CUDA.
+        let render = rasterize_with(
             &self.scene,
             &self.params(),
             target.width,
             target.height,
             opts,
+            Engine::Auto,
         )?;
-        let (mse_rgb, mse_a) = render_mse(&out, target);
+        let out = &render.rendered;
+        let (mse_rgb, mse_a) = render_mse(out, target);
         let mse = mse_rgb.double_value(&[]);
         let data_loss = &mse_rgb + &mse_a * 0.5;
         let xing = if xing_weight > 0.0 {
@@ -361,7 +366,7 @@ impl Flat {
             Some(x) => data_loss + x * xing_weight,
             None => data_loss,
         };
-        loss.backward();
+        render.backward(&loss)?;
         self.adam(lr_points, lr_fill);
         Ok((
             Rendered {
@@ -427,14 +432,16 @@ impl Flat {
         opts: &RasterOptions,
     ) -> Result<Rendered, VectorizeError> {
         Ok(tch::no_grad(|| {
-            rasterize(
+            rasterize_with(
                 &self.scene,
                 &self.params(),
                 target.width,
                 target.height,
                 opts,
+                Engine::Auto,
             )
-        })?)
+        })?
+        .rendered)
     }
 
     /// Copies the points and fills back into the layered fit (same structure).
