@@ -39,7 +39,38 @@ impl ClipTextEmbeddings {
     }
 }
 
-/// `encoder.layers.{i}.self_attn`: causal multi-head self-attention.
+/// The sizes of one pre-norm CLIP encoder layer, shared by the text tower (causal) and the image
+/// tower (bidirectional, `clip::vision`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EncoderLayerDims {
+    /// Model width.
+    pub hidden_size: i64,
+    /// Attention heads.
+    pub num_attention_heads: i64,
+    /// MLP width.
+    pub intermediate_size: i64,
+    /// Layer-norm epsilon.
+    pub layer_norm_eps: f64,
+    /// `quick_gelu` (OpenAI) rather than exact `gelu`.
+    pub quick_gelu: bool,
+    /// Causal attention mask (the text tower).
+    pub causal: bool,
+}
+
+impl EncoderLayerDims {
+    fn text(c: &ClipTextConfig) -> Self {
+        Self {
+            hidden_size: c.hidden_size,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: c.intermediate_size,
+            layer_norm_eps: c.layer_norm_eps,
+            quick_gelu: c.hidden_act == "quick_gelu",
+            causal: true,
+        }
+    }
+}
+
+/// `encoder.layers.{i}.self_attn`: multi-head self-attention (causal in the text tower).
 #[derive(Debug)]
 pub struct ClipAttention {
     q_proj: nn::Linear,
@@ -47,10 +78,11 @@ pub struct ClipAttention {
     v_proj: nn::Linear,
     out_proj: nn::Linear,
     num_heads: i64,
+    causal: bool,
 }
 
 impl ClipAttention {
-    fn new(vs: nn::Path, c: &ClipTextConfig) -> Self {
+    fn new(vs: nn::Path, c: &EncoderLayerDims) -> Self {
         let d = c.hidden_size;
         let lin = |name: &str| nn::linear(&vs / name, d, d, Default::default());
         Self {
@@ -59,6 +91,7 @@ impl ClipAttention {
             v_proj: lin("v_proj"),
             out_proj: lin("out_proj"),
             num_heads: c.num_attention_heads,
+            causal: c.causal,
         }
     }
 
@@ -78,7 +111,7 @@ impl ClipAttention {
             &v,
             None::<Tensor>,
             0.0,
-            true,
+            self.causal,
             None,
             false,
         );
@@ -118,34 +151,37 @@ pub struct ClipEncoderLayer {
 }
 
 impl ClipEncoderLayer {
-    fn new(vs: nn::Path, c: &ClipTextConfig) -> Self {
+    /// A layer with fresh variables under `vs` (`encoder.layers.{i}`).
+    pub fn new(vs: nn::Path, c: &EncoderLayerDims) -> Self {
         let ln = nn::LayerNormConfig {
             eps: c.layer_norm_eps,
             ..Default::default()
         };
+        let d = c.hidden_size;
         Self {
             self_attn: ClipAttention::new(&vs / "self_attn", c),
-            layer_norm1: nn::layer_norm(&vs / "layer_norm1", vec![c.hidden_size], ln),
+            layer_norm1: nn::layer_norm(&vs / "layer_norm1", vec![d], ln),
             mlp: ClipMlp {
                 fc1: nn::linear(
                     &vs / "mlp" / "fc1",
-                    c.hidden_size,
+                    d,
                     c.intermediate_size,
                     Default::default(),
                 ),
                 fc2: nn::linear(
                     &vs / "mlp" / "fc2",
                     c.intermediate_size,
-                    c.hidden_size,
+                    d,
                     Default::default(),
                 ),
-                quick_gelu: c.hidden_act == "quick_gelu",
+                quick_gelu: c.quick_gelu,
             },
-            layer_norm2: nn::layer_norm(&vs / "layer_norm2", vec![c.hidden_size], ln),
+            layer_norm2: nn::layer_norm(&vs / "layer_norm2", vec![d], ln),
         }
     }
 
-    fn forward(&self, xs: &Tensor) -> Tensor {
+    /// `(batch, tokens, hidden)` → the same shape.
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
         let xs = xs + self.self_attn.forward(&xs.apply(&self.layer_norm1));
         &xs + xs.apply(&self.layer_norm2).apply(&self.mlp)
     }
@@ -165,7 +201,9 @@ impl ClipTextTransformer {
     /// Builds the model with fresh variables under `vs` (keys without the `text_model.` prefix).
     pub fn new(vs: nn::Path, c: &ClipTextConfig) -> Self {
         let layers = (0..c.num_hidden_layers)
-            .map(|i| ClipEncoderLayer::new(&vs / "encoder" / "layers" / i, c))
+            .map(|i| {
+                ClipEncoderLayer::new(&vs / "encoder" / "layers" / i, &EncoderLayerDims::text(c))
+            })
             .collect();
         let ln = nn::LayerNormConfig {
             eps: c.layer_norm_eps,
