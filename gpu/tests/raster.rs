@@ -3,63 +3,10 @@
 
 use tch::{Device, Kind, Tensor};
 use vecdream_core::params::{FillRule, PrimitiveKind};
-use vecdream_gpu::raster::{RasterOptions, Rendered, Scene, SceneParams, ShapeTopology, rasterize};
+use vecdream_gpu::raster::{RasterOptions, Rendered, Scene, SceneParams, rasterize};
 
-/// A shape with one subpath over `range`.
-fn shape(kind: PrimitiveKind, range: std::ops::Range<usize>, closed: bool) -> ShapeTopology {
-    ShapeTopology {
-        kind,
-        subpaths: vec![(range, closed)],
-        fill_rule: FillRule::NonZero,
-        has_fill: true,
-        has_stroke: false,
-        locked: false,
-        hidden: false,
-    }
-}
-
-fn params(
-    points: &[[f32; 2]],
-    fill: &[[f32; 4]],
-    stroke: &[[f32; 4]],
-    width: &[f32],
-    bg: [f32; 4],
-) -> SceneParams {
-    let n = fill.len() as i64;
-    let flat = |v: &[[f32; 4]]| v.iter().flatten().copied().collect::<Vec<f32>>();
-    let pts: Vec<f32> = points.iter().flatten().copied().collect();
-    SceneParams {
-        points: Tensor::from_slice(&pts).view([1, points.len() as i64, 2]),
-        fill: Tensor::from_slice(&flat(fill)).view([1, n, 4]),
-        stroke: Tensor::from_slice(&flat(stroke)).view([1, n, 4]),
-        stroke_width: Tensor::from_slice(width).view([1, n]),
-        background: Tensor::from_slice(&bg).view([1, 4]),
-        fill_gradient: None,
-    }
-}
-
-/// A circle of radius r around (cx, cy) as a closed 4-segment cubic (12 points).
-fn circle(cx: f32, cy: f32, r: f32) -> Vec<[f32; 2]> {
-    let k = 0.552_284_8 * r;
-    vec![
-        [cx + r, cy],
-        [cx + r, cy + k],
-        [cx + k, cy + r],
-        [cx, cy + r],
-        [cx - k, cy + r],
-        [cx - r, cy + k],
-        [cx - r, cy],
-        [cx - r, cy - k],
-        [cx - k, cy - r],
-        [cx, cy - r],
-        [cx + k, cy - r],
-        [cx + r, cy - k],
-    ]
-}
-
-fn rect(x0: f32, y0: f32, x1: f32, y1: f32) -> Vec<[f32; 2]> {
-    vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-}
+mod common;
+use common::*;
 
 fn render(scene: &Scene, p: &SceneParams, w: usize, h: usize) -> Rendered {
     rasterize(scene, p, w, h, &RasterOptions::default()).expect("render")
@@ -259,102 +206,25 @@ fn raster_over_compositing_in_paint_order() {
     );
 }
 
-/// A small scene with every primitive: a cubic blob, an open stroked cubic, a stroked and
-/// filled triangle, semi-transparent colours, white background.
-fn mixed_scene() -> (Scene, SceneParams) {
-    let mut pts = circle(12.0, 13.0, 7.3);
-    pts.extend([[4.2, 26.1], [11.0, 18.3], [19.7, 30.2], [27.4, 21.6]]);
-    pts.extend([[18.3, 3.1], [29.2, 8.7], [21.4, 16.2]]);
-    let mut stroke = shape(PrimitiveKind::OpenPath, 12..16, false);
-    stroke.has_fill = false;
-    stroke.has_stroke = true;
-    let mut tri = shape(PrimitiveKind::Polygon, 16..19, true);
-    tri.has_stroke = true;
-    let scene = Scene::new(
-        [32.0, 32.0],
-        19,
-        vec![shape(PrimitiveKind::ClosedPath, 0..12, true), stroke, tri],
-    )
-    .unwrap();
-    let p = params(
-        &pts,
-        &[[0.8, 0.2, 0.1, 0.7], [0.0; 4], [0.1, 0.5, 0.9, 0.6]],
-        &[[0.0; 4], [0.2, 0.7, 0.3, 0.8], [0.4, 0.3, 0.2, 0.9]],
-        &[0.0, 3.3, 1.7],
-        [0.9, 0.95, 0.85, 0.9],
-    );
-    (scene, p)
-}
-
-/// Options whose piece counts cannot change under tiny perturbations (8 per cubic, 1 per
-/// line), so the loss is a continuous function of the parameters for finite differences.
-fn fixed_pieces() -> RasterOptions {
-    RasterOptions {
-        flatten_tolerance_px: 1e-3,
-        max_pieces_per_cubic: 8,
-        line_piece_px: 1e3,
-    }
-}
-
-/// Which tensor of [`SceneParams`] a finite-difference check perturbs.
-type Field = fn(&SceneParams) -> &Tensor;
-
-/// Compares autograd against central differences for each `(name, field, skip zero pairs)`.
+/// Autograd of the tensor path against central differences (see
+/// [`common::assert_matches_central_differences`] for the step and tolerances).
 fn check_finite_differences(scene: &Scene, base: &SceneParams, fields: &[(&str, Field, bool)]) {
     let opts = fixed_pieces();
-    let weights = vecdream_gpu::rng::Rng::new(7)
-        .uniform_tensor(&[1, 3, 32, 32], Device::Cpu)
-        .to_kind(Kind::Double);
-    let loss_of = |p: &SceneParams| -> Tensor {
+    let weights = fd_weights();
+    let loss = |p: &SceneParams| -> Tensor {
         let out = rasterize(scene, p, 32, 32, &opts).unwrap();
-        (out.rgb.to_kind(Kind::Double) * &weights).sum(Kind::Double)
-            + out.alpha.to_kind(Kind::Double).sum(Kind::Double)
+        fd_loss(&out.rgb, &out.alpha, &weights)
     };
     let leaves = base.to_leaves();
-    loss_of(&leaves).backward();
-    // Central differences with step `eps` (document units = pixels here). The loss is a sum
-    // of float32 pixels (rounding ≈ 1e-6 absolute, i.e. ≈ 5e-4 after dividing by 2·eps), and
-    // coverage is piecewise linear in the distance, so a pixel whose ramp ends within ±eps
-    // of the current position bends the difference quotient: entries are compared with a
-    // tolerance of 2 % of the largest gradient plus 5 % of their own size, and the whole
-    // vector must agree to 1 % (relative L2).
-    let eps = 1e-3;
-    for &(name, field, skip_zero) in fields {
-        let grad = field(&leaves).grad().to_kind(Kind::Double).flatten(0, -1);
-        let n = grad.size()[0];
-        let mut fd = vec![0f64; n as usize];
-        for (i, slot) in fd.iter_mut().enumerate() {
-            let pert = |sign: f64| {
-                let p = base.particle(0);
-                let t = field(&p).shallow_clone();
-                let flat = t.view([-1]);
-                let v = flat.double_value(&[i as i64]);
-                let _ = flat.get(i as i64).fill_(v + sign * eps);
-                loss_of(&p).double_value(&[])
-            };
-            *slot = (pert(1.0) - pert(-1.0)) / (2.0 * eps);
-        }
-        let g: Vec<f64> = Vec::try_from(&grad).unwrap();
-        let gmax = g.iter().fold(0f64, |m, v| m.max(v.abs()));
-        let (mut num, mut den) = (0.0, 0.0);
-        for i in 0..n as usize {
-            if skip_zero && g[i] == 0.0 && fd[i] == 0.0 {
-                continue;
-            }
-            assert!(
-                (fd[i] - g[i]).abs() <= 0.02 * gmax + 0.05 * g[i].abs(),
-                "{name}[{i}]: autograd {} vs central difference {}",
-                g[i],
-                fd[i]
-            );
-            num += (fd[i] - g[i]).powi(2);
-            den += g[i].powi(2);
-        }
-        let rel = (num / den.max(1e-30)).sqrt();
-        assert!(rel < 1e-2, "{name}: relative L2 error {rel}");
-        assert!(gmax > 0.0, "{name}: no gradient at all");
-        eprintln!("{name}: max |grad| {gmax:.4}, relative L2 error {rel:.2e}");
-    }
+    loss(&leaves).backward();
+    assert_matches_central_differences(
+        base,
+        fields,
+        &|p| loss(p).double_value(&[]),
+        &|_, field| {
+            Vec::try_from(field(&leaves).grad().to_kind(Kind::Double).flatten(0, -1)).unwrap()
+        },
+    );
 }
 
 #[test]
@@ -378,12 +248,7 @@ fn raster_gradient_fills_match_finite_differences() {
     // The same scene with linear-gradient fills: colour changes (alpha included) and axes
     // that start and end inside the shapes, so both the ramp and the padded ends are hit.
     let (scene, mut base) = mixed_scene();
-    let g: Vec<f32> = vec![
-        0.3, -0.3, 0.1, -0.2, 6.0, 8.0, 20.0, 14.0, // shape 0
-        -0.5, 0.5, 0.1, 0.0, 24.0, 4.0, 18.0, 26.0, // shape 1
-        0.3, 0.3, -0.6, 0.1, 2.0, 30.0, 30.0, 2.0, // shape 2
-    ];
-    base.fill_gradient = Some(Tensor::from_slice(&g).view([1, 3, 8]));
+    gradient_fills(&mut base);
     let with = rasterize(&scene, &base, 32, 32, &fixed_pieces()).unwrap();
     base.fill_gradient = None;
     let without = rasterize(&scene, &base, 32, 32, &fixed_pieces()).unwrap();
@@ -391,7 +256,7 @@ fn raster_gradient_fills_match_finite_differences() {
         max_abs(&(with.rgb - without.rgb)) > 0.1,
         "gradients change the picture"
     );
-    base.fill_gradient = Some(Tensor::from_slice(&g).view([1, 3, 8]));
+    gradient_fills(&mut base);
     check_finite_differences(
         &scene,
         &base,

@@ -6,111 +6,12 @@
 use tch::{Device, Kind, Tensor};
 use vecdream_core::params::{FillRule, PrimitiveKind};
 use vecdream_gpu::raster::{
-    Engine, RasterOptions, Scene, SceneParams, ShapeTopology, random_blobs, random_strokes,
-    rasterize, rasterize_native, rasterize_with,
+    Engine, RasterOptions, Scene, SceneParams, random_blobs, random_strokes, rasterize,
+    rasterize_native, rasterize_with,
 };
 
-fn shape(kind: PrimitiveKind, range: std::ops::Range<usize>, closed: bool) -> ShapeTopology {
-    ShapeTopology {
-        kind,
-        subpaths: vec![(range, closed)],
-        fill_rule: FillRule::NonZero,
-        has_fill: true,
-        has_stroke: false,
-        locked: false,
-        hidden: false,
-    }
-}
-
-fn stroked(mut s: ShapeTopology, fill: bool) -> ShapeTopology {
-    s.has_stroke = true;
-    s.has_fill = fill;
-    s
-}
-
-fn params(
-    points: &[[f32; 2]],
-    fill: &[[f32; 4]],
-    stroke: &[[f32; 4]],
-    width: &[f32],
-    bg: [f32; 4],
-) -> SceneParams {
-    let n = fill.len() as i64;
-    let flat = |v: &[[f32; 4]]| v.iter().flatten().copied().collect::<Vec<f32>>();
-    let pts: Vec<f32> = points.iter().flatten().copied().collect();
-    SceneParams {
-        points: Tensor::from_slice(&pts).view([1, points.len() as i64, 2]),
-        fill: Tensor::from_slice(&flat(fill)).view([1, n, 4]),
-        stroke: Tensor::from_slice(&flat(stroke)).view([1, n, 4]),
-        stroke_width: Tensor::from_slice(width).view([1, n]),
-        background: Tensor::from_slice(&bg).view([1, 4]),
-        fill_gradient: None,
-    }
-}
-
-fn circle(cx: f32, cy: f32, r: f32) -> Vec<[f32; 2]> {
-    let k = 0.552_284_8 * r;
-    vec![
-        [cx + r, cy],
-        [cx + r, cy + k],
-        [cx + k, cy + r],
-        [cx, cy + r],
-        [cx - k, cy + r],
-        [cx - r, cy + k],
-        [cx - r, cy],
-        [cx - r, cy - k],
-        [cx - k, cy - r],
-        [cx, cy - r],
-        [cx + k, cy - r],
-        [cx + r, cy - k],
-    ]
-}
-
-fn rect(x0: f32, y0: f32, x1: f32, y1: f32) -> Vec<[f32; 2]> {
-    vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-}
-
-/// The mixed scene of `tests/raster.rs`: a cubic blob, an open stroked cubic, a stroked and
-/// filled triangle, semi-transparent colours, a translucent background.
-fn mixed_scene() -> (Scene, SceneParams) {
-    let mut pts = circle(12.0, 13.0, 7.3);
-    pts.extend([[4.2, 26.1], [11.0, 18.3], [19.7, 30.2], [27.4, 21.6]]);
-    pts.extend([[18.3, 3.1], [29.2, 8.7], [21.4, 16.2]]);
-    let line = stroked(shape(PrimitiveKind::OpenPath, 12..16, false), false);
-    let tri = stroked(shape(PrimitiveKind::Polygon, 16..19, true), true);
-    let scene = Scene::new(
-        [32.0, 32.0],
-        19,
-        vec![shape(PrimitiveKind::ClosedPath, 0..12, true), line, tri],
-    )
-    .unwrap();
-    let p = params(
-        &pts,
-        &[[0.8, 0.2, 0.1, 0.7], [0.0; 4], [0.1, 0.5, 0.9, 0.6]],
-        &[[0.0; 4], [0.2, 0.7, 0.3, 0.8], [0.4, 0.3, 0.2, 0.9]],
-        &[0.0, 3.3, 1.7],
-        [0.9, 0.95, 0.85, 0.9],
-    );
-    (scene, p)
-}
-
-fn gradient_fills(p: &mut SceneParams) {
-    let g: Vec<f32> = vec![
-        0.3, -0.3, 0.1, -0.2, 6.0, 8.0, 20.0, 14.0, // shape 0
-        -0.5, 0.5, 0.1, 0.0, 24.0, 4.0, 18.0, 26.0, // shape 1
-        0.3, 0.3, -0.6, 0.1, 2.0, 30.0, 30.0, 2.0, // shape 2
-    ];
-    p.fill_gradient = Some(Tensor::from_slice(&g).view([1, 3, 8]));
-}
-
-/// Piece counts that cannot change under tiny perturbations (for finite differences).
-fn fixed_pieces() -> RasterOptions {
-    RasterOptions {
-        flatten_tolerance_px: 1e-3,
-        max_pieces_per_cubic: 8,
-        line_piece_px: 1e3,
-    }
-}
+mod common;
+use common::*;
 
 struct Case {
     name: String,
@@ -656,29 +557,20 @@ fn native_locked_get_no_gradient_hidden_not_drawn() {
     }
 }
 
-type Field = fn(&SceneParams) -> &Tensor;
-
-/// Central differences of the native render against its own gradients.
+/// The native gradients against central differences of the native render (see
+/// [`common::assert_matches_central_differences`] for the step and tolerances).
 fn check_finite_differences(scene: &Scene, base: &SceneParams, fields: &[(&str, Field, bool)]) {
     let opts = fixed_pieces();
-    let weights = vecdream_gpu::rng::Rng::new(7)
-        .uniform_tensor(&[1, 3, 32, 32], Device::Cpu)
-        .to_kind(Kind::Double);
-    let wa = Tensor::ones([1, 1, 32, 32], (Kind::Double, Device::Cpu));
+    let weights = fd_weights();
+    let wa = Tensor::ones([1, 1, 32, 32], (Kind::Float, Device::Cpu));
     let loss_of = |p: &SceneParams| -> f64 {
         let out = rasterize_native(scene, p, 32, 32, &opts).unwrap().rendered;
-        ((out.rgb.to_kind(Kind::Double) * &weights).sum(Kind::Double)
-            + out.alpha.to_kind(Kind::Double).sum(Kind::Double))
-        .double_value(&[])
+        fd_loss(&out.rgb, &out.alpha, &weights).double_value(&[])
     };
     let leaves = base.to_leaves();
     let nat = rasterize_native(scene, &leaves, 32, 32, &opts).unwrap();
-    let g = nat
-        .param_grads(&weights.to_kind(Kind::Float), &wa.to_kind(Kind::Float))
-        .unwrap();
-    // Same step and tolerances as `tests/raster.rs` (float32 pixels, piecewise-linear ramps).
-    let eps = 1e-3;
-    for &(name, field, skip_zero) in fields {
+    let g = nat.param_grads(&weights.to_kind(Kind::Float), &wa).unwrap();
+    assert_matches_central_differences(base, fields, &loss_of, &|name, _| {
         let grad = match name {
             "points" => &g.points,
             "fill" => &g.fill,
@@ -687,39 +579,8 @@ fn check_finite_differences(scene: &Scene, base: &SceneParams, fields: &[(&str, 
             "background" => &g.background,
             _ => g.fill_gradient.as_ref().unwrap(),
         };
-        let gv: Vec<f64> = Vec::try_from(grad.to_kind(Kind::Double).flatten(0, -1)).unwrap();
-        let mut gmax = 0f64;
-        let (mut num, mut den) = (0.0, 0.0);
-        let mut fds = Vec::new();
-        for (i, &gi) in gv.iter().enumerate() {
-            let pert = |sign: f64| {
-                let mut p = base.particle(0);
-                p.fill_gradient = base.fill_gradient.as_ref().map(Tensor::copy);
-                let t = field(&p).shallow_clone();
-                let flat = t.view([-1]);
-                let v = flat.double_value(&[i as i64]);
-                let _ = flat.get(i as i64).fill_(v + sign * eps);
-                loss_of(&p)
-            };
-            fds.push((pert(1.0) - pert(-1.0)) / (2.0 * eps));
-            gmax = gmax.max(gi.abs());
-        }
-        for (i, (&gi, &fd)) in gv.iter().zip(&fds).enumerate() {
-            if skip_zero && gi == 0.0 && fd == 0.0 {
-                continue;
-            }
-            assert!(
-                (fd - gi).abs() <= 0.02 * gmax + 0.05 * gi.abs(),
-                "{name}[{i}]: native {gi} vs central difference {fd}"
-            );
-            num += (fd - gi).powi(2);
-            den += gi.powi(2);
-        }
-        let rel = (num / f64::max(den, 1e-30)).sqrt();
-        assert!(rel < 1e-2, "{name}: relative L2 error {rel}");
-        assert!(gmax > 0.0, "{name}: no gradient at all");
-        eprintln!("{name}: max |grad| {gmax:.4}, relative L2 error {rel:.2e}");
-    }
+        Vec::try_from(grad.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+    });
 }
 
 #[test]
