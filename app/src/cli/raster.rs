@@ -107,28 +107,32 @@ fn bench_contention(
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "| scene | idle fwd+bwd wall ms | loaded wall ms | slowdown | idle CPU ms | loaded CPU ms |"
+        "| scene | engine | idle fwd+bwd wall ms | loaded wall ms | slowdown | idle CPU ms | loaded CPU ms |"
     );
-    println!("|---|---|---|---|---|---|");
-    let bar = crate::cli::progress::bar(scenes.len() as u64, "scenes");
+    println!("|---|---|---|---|---|---|---|");
+    // The native kernel is the CPU default; the tensor path is what CUDA runs (and the reference).
+    let engines = [(Engine::Native, "native"), (Engine::Tensor, "tensor")];
+    let bar = crate::cli::progress::bar((scenes.len() * engines.len()) as u64, "scenes");
     for (scene, _) in scenes {
-        let idle = bench_raster(scene, reps, opts, None)?;
-        let loaded = {
-            let _load = BusyLoad::start()?;
-            bench_raster(scene, reps, opts, None)?
-        };
-        bar.suspend(|| {
-            println!(
-                "| {} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.1} |",
-                idle.name,
-                idle.wall_ms,
-                loaded.wall_ms,
-                loaded.wall_ms / idle.wall_ms.max(1e-9),
-                idle.cpu_ms,
-                loaded.cpu_ms
-            )
-        });
-        bar.inc(1);
+        for (engine, engine_name) in engines {
+            let idle = bench_raster_with(scene, reps, opts, engine, None)?;
+            let loaded = {
+                let _load = BusyLoad::start()?;
+                bench_raster_with(scene, reps, opts, engine, None)?
+            };
+            bar.suspend(|| {
+                println!(
+                    "| {} | {engine_name} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.1} |",
+                    idle.name,
+                    idle.wall_ms,
+                    loaded.wall_ms,
+                    loaded.wall_ms / idle.wall_ms.max(1e-9),
+                    idle.cpu_ms,
+                    loaded.cpu_ms
+                )
+            });
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     Ok(())
