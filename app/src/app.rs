@@ -89,6 +89,7 @@ pub struct VecdreamApp {
     model_env: bool,
     dialogs: Box<dyn FileDialogs>,
     prompt: PromptPanel,
+    scores: crate::scores::LatestScores,
     run_panel: RunPanel,
     tree: TreePanel,
     viewport: Viewport,
@@ -177,6 +178,7 @@ impl VecdreamApp {
             pending_edit: None,
             frames_received: 0,
             events_received: 0,
+            scores: Default::default(),
             vectorizing: None,
             recoloring: None,
             preview: crate::preview::PreviewRenderer::new(),
@@ -488,6 +490,8 @@ impl VecdreamApp {
                 self.run.total = total_steps;
                 self.run.guidance = guidance;
                 self.viewport.truncate_particles(particles);
+                self.scores.clear();
+                self.viewport.particle_labels.clear();
             }
             Event::Frame { frame, .. } => {
                 self.frames_received += 1;
@@ -502,6 +506,10 @@ impl VecdreamApp {
                     &frame.rgba,
                 );
                 self.viewport.set_particle_frame(ctx, frame.particle, image);
+            }
+            Event::Scores(scores) => {
+                self.scores.update(&scores);
+                self.viewport.particle_labels = self.scores.labels();
             }
             Event::Losses { step, loss, terms } => {
                 self.loss.push(step, loss);
