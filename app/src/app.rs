@@ -89,6 +89,7 @@ pub struct VecdreamApp {
     model_env: bool,
     dialogs: Box<dyn FileDialogs>,
     prompt: PromptPanel,
+    scores: crate::scores::LatestScores,
     run_panel: RunPanel,
     tree: TreePanel,
     viewport: Viewport,
@@ -140,6 +141,7 @@ impl VecdreamApp {
             prompt: PromptPanel {
                 settings: settings.prompt.clone(),
                 guided_by: String::new(),
+                pick_clip_folder: false,
             },
             settings,
             device: options.device,
@@ -177,6 +179,7 @@ impl VecdreamApp {
             pending_edit: None,
             frames_received: 0,
             events_received: 0,
+            scores: Default::default(),
             vectorizing: None,
             recoloring: None,
             preview: crate::preview::PreviewRenderer::new(),
@@ -380,7 +383,9 @@ impl VecdreamApp {
             .device
             .unwrap_or_else(vecdream_gpu::device::best_device);
         let model_ok = matches!(&self.model.verdict, Some(Ok(_)));
-        let built = if s.method == GuidanceMethod::Reference {
+        let built = if s.method == GuidanceMethod::ClipDraw {
+            crate::generation::clipdraw_request(&s, self.document(), device)
+        } else if s.method == GuidanceMethod::Reference {
             let images: Vec<_> = if self.references.is_empty() {
                 crate::demo::demo_images(256)
             } else {
@@ -402,7 +407,7 @@ impl VecdreamApp {
             };
             crate::generation::sd_request(&s, model_dir, self.document(), device)
         };
-        let request = match built {
+        let request = match built.and_then(|r| crate::generation::add_clip(&s, r)) {
             Ok(r) => r,
             Err(e) => {
                 self.status.message = Some(format!("Cannot start: {e}"));
@@ -488,6 +493,8 @@ impl VecdreamApp {
                 self.run.total = total_steps;
                 self.run.guidance = guidance;
                 self.viewport.truncate_particles(particles);
+                self.scores.clear();
+                self.viewport.particle_labels.clear();
             }
             Event::Frame { frame, .. } => {
                 self.frames_received += 1;
@@ -502,6 +509,10 @@ impl VecdreamApp {
                     &frame.rgba,
                 );
                 self.viewport.set_particle_frame(ctx, frame.particle, image);
+            }
+            Event::Scores(scores) => {
+                self.scores.update(&scores);
+                self.viewport.particle_labels = self.scores.labels();
             }
             Event::Losses { step, loss, terms } => {
                 self.loss.push(step, loss);
@@ -947,6 +958,11 @@ impl VecdreamApp {
                             matches!(&self.model.verdict, Some(Ok(_))),
                         );
                         self.prompt.ui(ui);
+                        if std::mem::take(&mut self.prompt.pick_clip_folder)
+                            && let Some(dir) = self.dialogs.pick(DialogKind::ModelFolder)
+                        {
+                            self.prompt.settings.clip.clip_folder = dir.display().to_string();
+                        }
                         let action = self.run_panel.ui(ui, &self.run, &self.model);
                         ui.separator();
                         if !self.references.is_empty() {

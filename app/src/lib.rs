@@ -15,6 +15,7 @@ pub mod model_folder;
 pub mod preview;
 pub mod recolor_job;
 pub mod run3d;
+pub mod scores;
 pub mod settings;
 pub mod tab3d;
 pub mod threads;

@@ -325,4 +325,80 @@ fn vpsd_with_a_pickscore_reward_and_clipdraw_added_runs_and_resumes() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+    // Each particle's reward and CLIP score, on every step (--reward-every 1), resumed included.
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "step",
+            "loss",
+            "skipped",
+            "shapes",
+            "reward_0",
+            "reward_1",
+            "clip_score_0",
+            "clip_score_1"
+        ],
+        "{csv}"
+    );
+    for (row, want_step) in lines.zip(1..) {
+        let f: Vec<&str> = row.split(',').collect();
+        assert_eq!(f.len(), header.len(), "{row}");
+        assert_eq!(f[0].parse::<usize>().unwrap(), want_step, "{csv}");
+        let nums: Vec<f64> = f[4..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(nums.iter().all(|v| v.is_finite()), "{row}");
+        // CLIP score is 100·max(cos, 0); PickScore exp(logit_scale)·cos.
+        assert!(nums[2..].iter().all(|c| (0.0..=100.0).contains(c)), "{row}");
+    }
+}
+
+#[test]
+fn loss_csv_leaves_the_scores_empty_between_reward_steps() {
+    let dir = scratch("every");
+    let init = dir.join("init.svg");
+    std::fs::write(&init, SVG).unwrap();
+    let out = dir.join("run");
+    let spec = format!("clipscore:{}", fixture().display());
+    let o = run(&[
+        "generate",
+        "--reference",
+        fixture().join("input.png").to_str().unwrap(),
+        "--prompt",
+        "a photo of a cat",
+        "--reward",
+        &spec,
+        "--reward-every",
+        "2",
+        "--particles",
+        "2",
+        "--steps",
+        "3",
+        "--size",
+        "32",
+        "--init",
+        init.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0].len(), 8, "{csv}");
+    assert_eq!(rows.len(), 4, "{csv}");
+    for r in &rows[1..] {
+        let step: usize = r[0].parse().unwrap();
+        let scored = (step - 1).is_multiple_of(2);
+        for v in &r[4..] {
+            if scored {
+                assert!(v.parse::<f64>().unwrap().is_finite(), "{csv}");
+            } else {
+                assert!(v.is_empty(), "{csv}");
+            }
+        }
+        if scored {
+            // The reward is the CLIP score here: the same numbers.
+            assert_eq!(r[4..6], r[6..8], "{csv}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! `vecdream-core` (never torch): they show state and return commands; the app applies the commands and
 //! talks to the worker.
 
+pub mod clip_panel;
 pub mod loss_plot;
 pub mod prompt_panel;
 pub mod properties;
@@ -15,6 +16,7 @@ pub mod tree_panel;
 pub mod viewport;
 pub mod viewport3d;
 
+pub use clip_panel::{ClipSettings, RewardChoice};
 pub use loss_plot::LossPlot;
 pub use prompt_panel::{GuidanceMethod, PromptPanel, PromptSettings};
 pub use properties::{PropertiesOutput, PropertiesPanel};

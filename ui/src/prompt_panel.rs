@@ -22,11 +22,13 @@ pub enum GuidanceMethod {
     Cds,
     /// The closed-form teacher over reference images: needs no model weights.
     Reference,
+    /// CLIPDraw: CLIP alone pulls augmented views toward the prompt (needs only a CLIP folder).
+    ClipDraw,
 }
 
 impl GuidanceMethod {
     /// All methods, in the order the UI lists them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Sds,
         Self::Vpsd,
         Self::Esd,
@@ -35,6 +37,7 @@ impl GuidanceMethod {
         Self::Tsm,
         Self::Cds,
         Self::Reference,
+        Self::ClipDraw,
     ];
 
     /// Name shown to the user.
@@ -48,6 +51,7 @@ impl GuidanceMethod {
             Self::Tsm => "TSM",
             Self::Cds => "CDS",
             Self::Reference => "Reference images",
+            Self::ClipDraw => "CLIPDraw",
         }
     }
 
@@ -89,6 +93,9 @@ impl GuidanceMethod {
             Self::Reference => {
                 "The closed-form teacher over reference images: needs no model weights."
             }
+            Self::ClipDraw => {
+                "CLIPDraw: the CLIP folder alone pulls augmented views of each particle toward the prompt."
+            }
         }
     }
 }
@@ -113,6 +120,8 @@ pub struct PromptSettings {
     pub seed: u64,
     /// Style, detail, palette, objects, content, start.
     pub style: crate::style_panel::StyleSettings,
+    /// CLIP folder, reward, CLIP weight.
+    pub clip: crate::clip_panel::ClipSettings,
 }
 
 impl Default for PromptSettings {
@@ -126,6 +135,7 @@ impl Default for PromptSettings {
             cfg: 7.5,
             seed: 0,
             style: crate::style_panel::StyleSettings::default(),
+            clip: crate::clip_panel::ClipSettings::default(),
         }
     }
 }
@@ -137,6 +147,8 @@ pub struct PromptPanel {
     pub settings: PromptSettings,
     /// What guides the run, set by the app (e.g. "4 bundled emoji, reference teacher").
     pub guided_by: String,
+    /// The CLIP folder's "Choose…" was clicked (the app opens a folder dialog and clears it).
+    pub pick_clip_folder: bool,
 }
 
 impl PromptPanel {
@@ -203,6 +215,8 @@ impl PromptPanel {
                     .labelled_by(label.id);
                 ui.end_row();
             });
+        ui.separator();
+        self.pick_clip_folder |= crate::clip_panel::clip_ui(ui, &mut s.clip);
         ui.separator();
         crate::style_panel::style_ui(ui, &mut s.style);
     }

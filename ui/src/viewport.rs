@@ -35,6 +35,8 @@ pub struct Viewport {
     frames: Vec<egui::TextureHandle>,
     /// Index of the particle shown large.
     pub active_particle: usize,
+    /// A small line under each particle's thumbnail (e.g. its reward and CLIP score; empty: none).
+    pub particle_labels: Vec<String>,
     /// Canvas size in document units, used for the aspect ratio and the overlay.
     pub canvas: Vec2,
     /// Zoom factor (1 = fit).
@@ -127,7 +129,16 @@ impl Viewport {
                         Vec2::splat(56.0),
                     ))
                     .selected(i == self.active_particle);
-                    let r = ui.add(button);
+                    let label = self.particle_labels.get(i).filter(|l| !l.is_empty());
+                    let r = ui
+                        .vertical(|ui| {
+                            let r = ui.add(button);
+                            if let Some(l) = label {
+                                ui.label(egui::RichText::new(l).small());
+                            }
+                            r
+                        })
+                        .inner;
                     r.widget_info(|| {
                         egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Particle {i}"))
                     });

@@ -14,6 +14,8 @@ use vecdream_gpu::generate::{
     GenerateSetup, StartsFrom, build_with_starts, distill_config, t_annealing,
 };
 
+use vecdream_gpu::clip::{ParticleScorer, TappedReward};
+
 use super::progress::bar;
 
 /// `vecdream generate`.
@@ -263,6 +265,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     // The reward loads before any sampling, so a bad `--reward` fails at once.
     let reward_config = args.reward.config()?;
     let reward = args.reward.build(args.prompt.as_deref(), device)?;
+    let scorer = scorer(&args, reward, device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ckpt = args.out.join("checkpoint.safetensors");
@@ -328,11 +331,61 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let doc = init.ok_or_else(|| anyhow::anyhow!("no start document"))?;
         Distiller::new(&doc, config, guidance, device)?
     };
+    let (reward, scorer) = scorer;
     if let Some(r) = reward {
         d = d.with_reward(r);
     }
     d.set_settings(settings);
-    optimise(d, args.resume, args.checkpoint_every, &args.out)
+    optimise(d, scorer, args.resume, args.checkpoint_every, &args.out)
+}
+
+/// The reward wrapped so its scores reach `loss.csv`, and the scorer that logs them with each
+/// particle's CLIP score (from `--clip`, else the reward's CLIP folder; needs `--prompt`).
+#[allow(clippy::type_complexity)]
+fn scorer(
+    args: &GenerateArgs,
+    reward: Option<Box<dyn vecdream_gpu::distill::Reward>>,
+    device: vecdream_gpu::tch::Device,
+) -> anyhow::Result<(
+    Option<Box<dyn vecdream_gpu::distill::Reward>>,
+    ParticleScorer,
+)> {
+    let (reward, tap) = match reward {
+        Some(r) => {
+            let (r, tap) = TappedReward::new(r);
+            (
+                Some(Box::new(r) as Box<dyn vecdream_gpu::distill::Reward>),
+                Some(tap),
+            )
+        }
+        None => (None, None),
+    };
+    let spec = args
+        .reward
+        .reward
+        .as_deref()
+        .map(super::reward::RewardSpec::parse)
+        .transpose()?;
+    let clip_dir = args
+        .clipdraw
+        .clip
+        .as_deref()
+        .or(spec.as_ref().and_then(|s| s.clip_dir()));
+    let clip_dir = clip_dir.filter(|_| args.prompt.is_some());
+    let scorer = ParticleScorer::load(
+        tap,
+        clip_dir,
+        args.prompt.as_deref().unwrap_or(""),
+        args.reward.reward_every,
+        device,
+    )
+    .with_context(|| {
+        format!(
+            "CLIP scores from {}",
+            clip_dir.map_or(String::new(), |d| d.display().to_string())
+        )
+    })?;
+    Ok((reward, scorer))
 }
 
 /// The flags that make a run what it is (all but `--steps`, `--checkpoint-every`, `--resume` and
@@ -451,18 +504,55 @@ pub fn run_edit(args: EditArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let d = Distiller::new(&doc, dconfig, guidance, device)?;
-    optimise(d, false, 100, &args.out)
+    optimise(d, ParticleScorer::new(None, None, 1), false, 100, &args.out)
 }
 
-/// Runs `d` to its planned steps with a progress bar, logging `loss.csv` (step, loss, skipped,
-/// mean shapes per particle) and checkpointing every `every` steps and every 30 s (atomically),
+/// The header of `loss.csv`: `step,loss,skipped,shapes` (mean shapes per particle), then with a
+/// reward `reward_0..reward_{K-1}` and with a CLIP folder `clip_score_0..clip_score_{K-1}`
+/// (`100·max(cos, 0)` to the prompt) — the scores of the render the step optimised, empty on the
+/// steps that did not compute them (the reward's steps 1, 1 + every, … have both).
+pub fn loss_csv_header(particles: usize, reward: bool, clip: bool) -> String {
+    let mut h = String::from("step,loss,skipped,shapes");
+    for (on, name) in [(reward, "reward"), (clip, "clip_score")] {
+        if on {
+            for i in 0..particles {
+                h.push_str(&format!(",{name}_{i}"));
+            }
+        }
+    }
+    h
+}
+
+/// `,v0,v1,…` (or `K` empty fields) for a row of `loss.csv`.
+fn score_fields(on: bool, particles: usize, scores: Option<&[f64]>) -> String {
+    if !on {
+        return String::new();
+    }
+    (0..particles)
+        .map(|i| match scores.and_then(|s| s.get(i)) {
+            Some(v) => format!(",{v}"),
+            None => ",".into(),
+        })
+        .collect()
+}
+
+/// Runs `d` to its planned steps with a progress bar, logging `loss.csv` (see
+/// [`loss_csv_header`]) and checkpointing every `every` steps and every 30 s (atomically),
 /// then writes one SVG and PNG per particle.
-fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow::Result<()> {
+fn optimise(
+    mut d: Distiller,
+    mut scorer: ParticleScorer,
+    resume: bool,
+    every: usize,
+    out: &Path,
+) -> anyhow::Result<()> {
     let ckpt = out.join("checkpoint.safetensors");
     let csv_path = out.join("loss.csv");
+    let k = d.config().particles;
+    let header = loss_csv_header(k, scorer.has_reward(), scorer.has_clip());
     if resume {
         // Steps logged after the checkpoint (a run killed between checkpoints) are run again.
-        keep_rows_up_to(&csv_path, d.step_index())?;
+        keep_rows_up_to(&csv_path, d.step_index(), &header)?;
     }
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
@@ -472,7 +562,7 @@ fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow:
         .open(&csv_path)
         .with_context(|| format!("opening {}", csv_path.display()))?;
     if !resume {
-        writeln!(csv, "step,loss,skipped,shapes")?;
+        writeln!(csv, "{header}")?;
     }
     let total = d.config().steps;
     let pb = bar(total as u64, "steps");
@@ -485,13 +575,16 @@ fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow:
             .iter()
             .find(|(k, _)| k == "shapes")
             .map_or(0.0, |(_, v)| *v);
+        let scores = scorer.after_step(r.step, &mut d)?.unwrap_or_default();
         writeln!(
             csv,
-            "{},{},{},{}",
+            "{},{},{},{}{}{}",
             r.step,
             r.loss,
             r.skipped.is_some(),
-            shapes
+            shapes,
+            score_fields(scorer.has_reward(), k, scores.reward.as_deref()),
+            score_fields(scorer.has_clip(), k, scores.clip_score.as_deref()),
         )?;
         pb.set_position(r.step as u64);
         pb.set_message(format!("loss {:.4}, {shapes:.0} shapes", r.loss));
@@ -523,12 +616,14 @@ fn optimise(mut d: Distiller, resume: bool, every: usize, out: &Path) -> anyhow:
 }
 
 /// Keeps the header and the rows of steps ≤ `step` in `loss.csv` (rewritten atomically). A last
-/// line without its newline (the run was killed while writing it) is dropped.
-fn keep_rows_up_to(csv: &Path, step: usize) -> anyhow::Result<()> {
+/// line without its newline (the run was killed while writing it) is dropped. A header other
+/// than `header` (a file from an older version) becomes `header`; a missing file gets one.
+fn keep_rows_up_to(csv: &Path, step: usize, header: &str) -> anyhow::Result<()> {
     let Ok(text) = std::fs::read_to_string(csv) else {
-        return Ok(());
+        return vecdream_core::atomic::write_atomic(csv, format!("{header}\n").as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"));
     };
-    let kept: String = text
+    let mut kept: String = text
         .split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
         .filter(|l| {
@@ -538,7 +633,17 @@ fn keep_rows_up_to(csv: &Path, step: usize) -> anyhow::Result<()> {
                 .is_none_or(|s| s <= step)
         })
         .collect();
-    if kept.len() != text.len() {
+    if kept.lines().next() != Some(header) {
+        let rows = kept.split_once('\n').map_or("", |(h, rest)| {
+            if h.starts_with("step,") {
+                rest
+            } else {
+                kept.as_str()
+            }
+        });
+        kept = format!("{header}\n{rows}");
+    }
+    if kept != text {
         vecdream_core::atomic::write_atomic(csv, kept.as_bytes())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

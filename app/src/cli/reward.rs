@@ -46,6 +46,40 @@ pub enum RewardSpec {
 }
 
 impl RewardSpec {
+    /// The CLIP folder the reward reads, if any.
+    pub fn clip_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Clip(_, d) | Self::Aesthetic { clip: d, .. } => Some(d),
+            Self::Colorfulness => None,
+        }
+    }
+
+    /// Loads the reward model (`prompt` for the prompt-alignment rewards); errors name the
+    /// folder or file (shared by `vecdream generate` and the app's worker).
+    pub fn build(&self, prompt: Option<&str>, device: Device) -> anyhow::Result<Box<dyn Reward>> {
+        Ok(match self {
+            Self::Clip(kind, dir) => {
+                let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) else {
+                    bail!("a prompt-alignment reward needs a prompt");
+                };
+                Box::new(
+                    ClipReward::load(dir, *kind, prompt, device)
+                        .with_context(|| format!("CLIP folder {}", dir.display()))?,
+                )
+            }
+            Self::Aesthetic { head, clip } => {
+                Box::new(AestheticReward::load(head, clip, device).with_context(|| {
+                    format!(
+                        "aesthetic head {} on CLIP folder {}",
+                        head.display(),
+                        clip.display()
+                    )
+                })?)
+            }
+            Self::Colorfulness => Box::new(ColorfulnessReward),
+        })
+    }
+
     /// Parses `pickscore:DIR`, `clipscore:DIR`, `aesthetic:HEAD,DIR` or `colorfulness`.
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
@@ -114,22 +148,14 @@ impl RewardArgs {
         let Some(s) = &self.reward else {
             return Ok(None);
         };
-        Ok(Some(match RewardSpec::parse(s)? {
-            RewardSpec::Clip(kind, dir) => {
-                let Some(prompt) = prompt else {
-                    bail!("--reward {s}: a prompt-alignment reward needs --prompt");
-                };
-                Box::new(
-                    ClipReward::load(&dir, kind, prompt, device)
-                        .with_context(|| format!("--reward {s}"))?,
-                )
-            }
-            RewardSpec::Aesthetic { head, clip } => Box::new(
-                AestheticReward::load(&head, &clip, device)
-                    .with_context(|| format!("--reward {s}"))?,
-            ),
-            RewardSpec::Colorfulness => Box::new(ColorfulnessReward),
-        }))
+        let spec = RewardSpec::parse(s)?;
+        if matches!(spec, RewardSpec::Clip(..)) && prompt.is_none() {
+            bail!("--reward {s}: a prompt-alignment reward needs --prompt");
+        }
+        Ok(Some(
+            spec.build(prompt, device)
+                .with_context(|| format!("--reward {s}"))?,
+        ))
     }
 
     /// The flags as `(flag, value)` pairs for the checkpoint's run settings.

@@ -26,7 +26,10 @@ use tch::{Device, Tensor};
 pub use config::{ClipConfig, ClipTextTowerConfig, ClipVisionConfig};
 pub use model::{ClipModel, normalize};
 pub use preprocess::{ClipPreprocessor, Resample};
-pub use reward::{AestheticHead, AestheticReward, ClipReward, ClipRewardKind};
+pub use reward::{
+    AestheticHead, AestheticReward, ClipReward, ClipRewardKind, ParticleScorer, ParticleScores,
+    RewardTap, TappedReward, frames_to_images,
+};
 pub use vision::ClipVisionTransformer;
 
 use crate::sd::{ClipTokenizer, Result};

@@ -223,3 +223,159 @@ impl Reward for AestheticReward {
         )?)
     }
 }
+
+/// A reward that keeps a copy of the scores it last gave, for the caller to show or log (the
+/// engine owns the reward; the [`RewardTap`] stays with the caller).
+pub struct TappedReward {
+    inner: Box<dyn Reward>,
+    last: std::sync::Arc<std::sync::Mutex<Option<Vec<f64>>>>,
+}
+
+/// The caller's end of a [`TappedReward`].
+#[derive(Clone, Debug, Default)]
+pub struct RewardTap(std::sync::Arc<std::sync::Mutex<Option<Vec<f64>>>>);
+
+impl RewardTap {
+    /// The scores given since the last call, if any.
+    pub fn take(&self) -> Option<Vec<f64>> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl TappedReward {
+    /// Wraps `inner`; the tap sees every score it gives.
+    pub fn new(inner: Box<dyn Reward>) -> (Self, RewardTap) {
+        let tap = RewardTap::default();
+        (
+            Self {
+                inner,
+                last: tap.0.clone(),
+            },
+            tap,
+        )
+    }
+}
+
+impl Reward for TappedReward {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn score(&mut self, images: &Tensor) -> Result<Vec<f64>, DistillError> {
+        let s = self.inner.score(images)?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(s.clone());
+        }
+        Ok(s)
+    }
+}
+
+/// Each particle's latest reward and CLIP score (`None`: not computed at this step).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParticleScores {
+    /// Steps completed.
+    pub step: usize,
+    /// The reward of each particle (the render the step optimised).
+    pub reward: Option<Vec<f64>>,
+    /// `100 · max(cos, 0)` of each particle's render to the prompt.
+    pub clip_score: Option<Vec<f64>>,
+}
+
+/// Scores the particles after steps: the reward through its tap (on the engine's reward steps)
+/// and the CLIP score of the same renders, every `every` steps (the reward's steps, 1, 1 + every,
+/// …, when both are there).
+pub struct ParticleScorer {
+    tap: Option<RewardTap>,
+    clip: Option<ClipReward>,
+    every: usize,
+}
+
+impl std::fmt::Debug for ParticleScorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticleScorer")
+            .field("reward", &self.tap.is_some())
+            .field("clip", &self.clip.as_ref().map(|c| c.clip.dir.clone()))
+            .field("every", &self.every)
+            .finish()
+    }
+}
+
+impl ParticleScorer {
+    /// A scorer over `tap` and a CLIP-score model (`every` ≥ 1).
+    pub fn new(tap: Option<RewardTap>, clip: Option<ClipReward>, every: usize) -> Self {
+        Self {
+            tap,
+            clip,
+            every: every.max(1),
+        }
+    }
+
+    /// Loads the CLIP folder `clip_dir` (if any) for CLIP scores to `prompt`.
+    pub fn load(
+        tap: Option<RewardTap>,
+        clip_dir: Option<&Path>,
+        prompt: &str,
+        every: usize,
+        device: Device,
+    ) -> Result<Self, DistillError> {
+        let clip = clip_dir
+            .map(|d| ClipReward::load(d, ClipRewardKind::ClipScore, prompt, device))
+            .transpose()?;
+        Ok(Self::new(tap, clip, every))
+    }
+
+    /// Whether it reports anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.tap.is_none() && self.clip.is_none()
+    }
+
+    /// Whether it computes CLIP scores.
+    pub fn has_clip(&self) -> bool {
+        self.clip.is_some()
+    }
+
+    /// Whether it reports rewards.
+    pub fn has_reward(&self) -> bool {
+        self.tap.is_some()
+    }
+
+    /// The scores after the step that made `step` steps completed (`None`: nothing new).
+    pub fn after_step(
+        &mut self,
+        step: usize,
+        d: &mut crate::distill::Distiller,
+    ) -> Result<Option<ParticleScores>, DistillError> {
+        let reward = self.tap.as_ref().and_then(RewardTap::take);
+        let clip_score = match &mut self.clip {
+            Some(c) if step >= 1 && (step - 1).is_multiple_of(self.every) => {
+                let frames = d.frames()?;
+                Some(c.score(&frames_to_images(&frames))?)
+            }
+            _ => None,
+        };
+        if reward.is_none() && clip_score.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ParticleScores {
+            step,
+            reward,
+            clip_score,
+        }))
+    }
+}
+
+/// RGBA8 frames of one size as `(B, 3, H, W)` in `[0, 1]` (alpha ignored: frames are opaque).
+pub fn frames_to_images(frames: &[crate::distill::Frame]) -> Tensor {
+    let images: Vec<Tensor> = frames
+        .iter()
+        .map(|f| {
+            Tensor::from_slice(&f.rgba)
+                .reshape([f.height as i64, f.width as i64, 4])
+                .narrow(2, 0, 3)
+                .permute([2, 0, 1])
+                .to_kind(Kind::Float)
+                / 255.0
+        })
+        .collect();
+    Tensor::stack(&images, 0)
+}

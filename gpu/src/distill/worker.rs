@@ -26,6 +26,9 @@ use super::sd_guidance::{SdGuidance, SdGuidanceConfig};
 pub type GuidanceFactory =
     Box<dyn FnOnce(Device) -> Result<Box<dyn Guidance>, DistillError> + Send>;
 
+/// Builds a reward on the worker thread.
+pub type RewardFactory = Box<dyn FnOnce(Device) -> Result<Box<dyn Reward>, DistillError> + Send>;
+
 /// Which guidance a run uses (built on the worker thread, where loading weights can take time).
 pub enum GuidanceSpec {
     /// The reference-image teacher over straight-alpha RGBA8 images `(width, height, pixels)`.
@@ -83,6 +86,13 @@ pub struct StartRequest {
     pub guidance: GuidanceSpec,
     /// Optional reward (used when `config.reward` is set).
     pub reward: Option<Box<dyn Reward>>,
+    /// A reward built on the worker thread (loading weights), used when `reward` is `None`.
+    pub reward_factory: Option<RewardFactory>,
+    /// A CLIP folder and the prompt: each particle's CLIP score is reported every
+    /// `score_every` steps ([`Event::Scores`], with the rewards).
+    pub clip_score: Option<(PathBuf, String)>,
+    /// Steps between CLIP scores (the reward's `every` when there is one).
+    pub score_every: usize,
     /// Where to compute.
     pub device: Device,
     /// Continue from this checkpoint instead of starting fresh.
@@ -120,6 +130,9 @@ impl StartRequest {
             config,
             guidance,
             reward: None,
+            reward_factory: None,
+            clip_score: None,
+            score_every: 10,
             device,
             resume_from: None,
             start_paused: false,
@@ -200,6 +213,8 @@ pub enum Event {
         /// Extra named numbers.
         terms: Vec<(String, f64)>,
     },
+    /// Each particle's latest reward and / or CLIP score (after the steps that computed them).
+    Scores(crate::clip::ParticleScores),
     /// Progress after a step.
     Progress {
         /// Steps completed.
@@ -339,6 +354,7 @@ struct Session {
     /// Exponential moving average of seconds per step.
     rate: vecdream_core::rate::RateMeter,
     clock: Instant,
+    scorer: crate::clip::ParticleScorer,
 }
 
 impl Session {
@@ -432,7 +448,30 @@ fn handle(
     match command {
         Command::Start(req) => {
             *session = None;
-            let req = *req;
+            let mut req = *req;
+            // The scoring models load first: a bad CLIP folder fails before any sampling.
+            let reward = match (req.reward.take(), req.reward_factory.take()) {
+                (Some(r), _) => Some(r),
+                (None, Some(f)) => Some(f(req.device)?),
+                (None, None) => None,
+            };
+            let (reward, tap) = match reward {
+                Some(r) => {
+                    let (r, tap) = crate::clip::TappedReward::new(r);
+                    (Some(Box::new(r) as Box<dyn Reward>), Some(tap))
+                }
+                None => (None, None),
+            };
+            let scorer = crate::clip::ParticleScorer::load(
+                tap,
+                req.clip_score.as_ref().map(|(d, _)| d.as_path()),
+                req.clip_score.as_ref().map_or("", |(_, p)| p.as_str()),
+                req.config
+                    .reward
+                    .as_ref()
+                    .map_or(req.score_every, |r| r.every),
+                req.device,
+            )?;
             let starts = if req.resume_from.is_some() {
                 crate::generate::StartsFrom::Document
             } else {
@@ -460,7 +499,7 @@ fn handle(
                 }
                 (None, None) => Distiller::new(&req.document, req.config, guidance, req.device)?,
             };
-            if let Some(r) = req.reward {
+            if let Some(r) = reward {
                 d = d.with_reward(r);
             }
             let _ = events.send(Event::Started {
@@ -478,6 +517,7 @@ fn handle(
                 snapshot_every: req.snapshot_every,
                 rate: vecdream_core::rate::RateMeter::default(),
                 clock: Instant::now(),
+                scorer,
             };
             // The start itself (e.g. the vectorised samples) is on screen before the first step.
             let step = s.d.step_index();
@@ -575,6 +615,9 @@ fn step_once(s: &mut Session, events: &Sender<Event>) -> Result<(), DistillError
         loss: report.loss,
         terms: report.terms,
     });
+    if let Some(scores) = s.scorer.after_step(step, &mut s.d)? {
+        let _ = events.send(Event::Scores(scores));
+    }
     // Wall time between steps, frames and snapshots included: what the user waits for.
     s.rate.record(s.clock.elapsed().as_secs_f64(), step);
     let _ = events.send(Event::Progress {
