@@ -224,26 +224,36 @@ fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> 
         return (0..n).map(f).collect();
     }
     let next = AtomicUsize::new(0);
+    // Items are taken from one shared counter, so a thread the OS preempts holds back one item,
+    // not a share; the calling thread works too (on a loaded machine a freshly spawned thread can
+    // wait a time slice before it first runs).
+    let work = || {
+        let mut v = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break v;
+            }
+            v.push((i, f(i)));
+        }
+    };
     let parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
+        let handles: Vec<_> = (1..threads)
             .map(|_| {
                 s.spawn(|| {
-                    let mut v = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            count_worker_cpu();
-                            break v;
-                        }
-                        v.push((i, f(i)));
-                    }
+                    let v = work();
+                    count_worker_cpu();
+                    v
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        parts
     });
     let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
     for (i, v) in parts.into_iter().flatten() {
