@@ -206,11 +206,13 @@ pub fn clipdraw_request(
         .map_err(|e| e.to_string())?;
     let doc = match (s.style.start, document) {
         (StartFrom::Document, Some(d)) => d.clone(),
-        _ => {
-            let paths = setup.options.paths.unwrap_or(36).max(1);
-            let cells = ((paths as f64).sqrt().floor() as usize).max(1);
-            vecdream_gpu::distill::grid_document(cells, size as f64)
-        }
+        // Random primitives of the style, as CLIPDraw starts (the CLI does the same).
+        _ => vecdream_gpu::distill::scribble_document(
+            setup.options.style,
+            setup.options.paths.unwrap_or(36).max(1),
+            size as f64,
+            setup.seed,
+        ),
     };
     let config = distill_config(&setup, doc.width.max(doc.height));
     Ok(StartRequest::new(doc, config, guidance, device))

@@ -272,13 +272,17 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let (starts, init) = match (&args.init, args.resume) {
         (_, true) => (StartsFrom::Document, None),
         (Some(p), false) => (StartsFrom::Document, Some(import(p)?)),
-        // CLIPDraw has no sampler: a grid of √paths × √paths squares.
+        // CLIPDraw has no sampler: random primitives of the style, as CLIPDraw starts.
         (None, false) if clipdraw => {
             let paths = setup.options.paths.unwrap_or(36).max(1);
-            let cells = ((paths as f64).sqrt().floor() as usize).max(1);
             (
                 StartsFrom::Document,
-                Some(vecdream_gpu::distill::grid_document(cells, size as f64)),
+                Some(vecdream_gpu::distill::scribble_document(
+                    setup.options.style,
+                    paths,
+                    size as f64,
+                    setup.seed,
+                )),
             )
         }
         (None, false) => (

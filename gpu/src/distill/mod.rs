@@ -23,6 +23,7 @@ mod guidance;
 mod reference;
 mod region;
 mod reward;
+mod scribbles;
 
 mod schedule;
 mod sd_guidance;
@@ -49,6 +50,7 @@ pub use reward::{
 pub use schedule::{
     Annealing, LrSchedule, TimeRange, scaled_linear_alphas_cumprod, sd_alphas_cumprod,
 };
+pub use scribbles::scribble_document;
 pub use sd_guidance::{SdGuidance, SdGuidanceConfig, SdMethod};
 pub use worker::{Command, Event, GuidanceFactory, GuidanceSpec, StartRequest, Worker};
 
