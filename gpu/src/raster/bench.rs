@@ -217,9 +217,9 @@ pub fn mse_loss(rendered: &Rendered, target: &Tensor) -> Tensor {
 }
 
 /// Process CPU time in ns, summed over all threads (Linux `/proc`; None elsewhere), the
-/// native kernel's finished worker threads included.
+/// native kernel's helper threads included (they live as long as the process).
 fn cpu_ns() -> Option<u64> {
-    let mut total = super::native::finished_worker_cpu_ns();
+    let mut total = 0;
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let path = entry.ok()?.path().join("schedstat");
         let text = std::fs::read_to_string(path).ok()?;
@@ -265,7 +265,6 @@ pub fn bench_raster_with(
     diffvg_cpu_ms: Option<f64>,
 ) -> Result<BenchResult, RasterError> {
     reset_peak_rss();
-    super::native::track_worker_cpu(true);
     let params = scene.params.to_leaves();
     let dev = params.device();
     let probe = crate::gpu_memory::GpuMemoryProbe::start(dev);
@@ -317,7 +316,6 @@ pub fn bench_raster_with(
             fwds.push(fwd);
         }
     }
-    super::native::track_worker_cpu(false);
     Ok(BenchResult {
         name: scene.name.clone(),
         width: scene.width,

@@ -14,15 +14,17 @@
 //! on θ keep working. [`NativeRender::backward`] does both steps.
 
 mod backward;
+mod pool;
 mod prep;
 mod tiles;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tch::{Device, Kind, Tensor};
 
 use super::scene::{Scene, SceneParams};
 use super::{RasterError, RasterOptions, Rendered, rasterize};
+use pool::par_map;
 use prep::{Prepared, Raw};
 use tiles::TileFrags;
 
@@ -97,8 +99,8 @@ struct State {
 
 struct Particle {
     raw: Raw,
-    prep: Prepared,
-    tiles: Vec<TileFrags>,
+    prep: Arc<Prepared>,
+    tiles: Arc<Vec<TileFrags>>,
     trans: Vec<f32>,
 }
 
@@ -189,79 +191,6 @@ fn threads() -> usize {
     tch::get_num_threads().max(1) as usize
 }
 
-/// CPU time (ns) of the worker threads that have finished, counted while
-/// [`track_worker_cpu`] is on: `/proc/self/task` no longer lists them, so a benchmark that
-/// sums its threads' CPU time adds this.
-static WORKER_CPU_NS: AtomicU64 = AtomicU64::new(0);
-static TRACK_WORKER_CPU: AtomicBool = AtomicBool::new(false);
-
-/// Turns on counting the CPU time of finished worker threads (Linux; for benchmarks).
-pub fn track_worker_cpu(on: bool) {
-    TRACK_WORKER_CPU.store(on, Ordering::Relaxed);
-}
-
-/// CPU ns of the worker threads finished while tracking was on (see [`track_worker_cpu`]).
-pub fn finished_worker_cpu_ns() -> u64 {
-    WORKER_CPU_NS.load(Ordering::Relaxed)
-}
-
-fn count_worker_cpu() {
-    if !TRACK_WORKER_CPU.load(Ordering::Relaxed) {
-        return;
-    }
-    let ns = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
-    if let Some(ns) = ns {
-        WORKER_CPU_NS.fetch_add(ns, Ordering::Relaxed);
-    }
-}
-
-/// `f(0..n)` on up to `threads` scoped threads, results in index order (deterministic).
-fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = threads.min(n);
-    if threads <= 1 {
-        return (0..n).map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    // Items are taken from one shared counter, so a thread the OS preempts holds back one item,
-    // not a share; the calling thread works too (on a loaded machine a freshly spawned thread can
-    // wait a time slice before it first runs).
-    let work = || {
-        let mut v = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
-                break v;
-            }
-            v.push((i, f(i)));
-        }
-    };
-    let parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let v = work();
-                    count_worker_cpu();
-                    v
-                })
-            })
-            .collect();
-        let mut parts = vec![work()];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-        );
-        parts
-    });
-    let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    for (i, v) in parts.into_iter().flatten() {
-        slots[i] = Some(v);
-    }
-    slots.into_iter().flatten().collect()
-}
-
 /// Renders B particles with the native kernel; same contract as [`rasterize`].
 pub fn rasterize_native(
     scene: &Scene,
@@ -310,12 +239,13 @@ pub fn rasterize_native(
                 .map(|g| g[i * 8 * s..(i + 1) * 8 * s].to_vec()),
         };
         phases.mark("read");
-        let prep = Prepared::new(scene, &raw, width, height, opts);
+        let prep = Arc::new(Prepared::new(scene, &raw, width, height, opts));
         phases.mark("prepare");
         let n_tiles = prep.tiles_x * prep.tiles_y;
-        let done = par_map(n_tiles, n_threads, |t| {
-            let tf = tiles::tile_fragments(&prep, t);
-            let px = tiles::composite(&prep, t, &tf);
+        let tile_prep = Arc::clone(&prep);
+        let done = par_map(n_tiles, n_threads, move |t| {
+            let tf = tiles::tile_fragments(&tile_prep, t);
+            let px = tiles::composite(&tile_prep, t, &tf);
             (tf, px)
         });
         phases.mark("tiles");
@@ -346,7 +276,7 @@ pub fn rasterize_native(
             particles.push(Particle {
                 raw,
                 prep,
-                tiles: kept,
+                tiles: Arc::new(kept),
                 trans,
             });
         }
@@ -471,8 +401,8 @@ impl NativeRender {
             }
         }
         let mut phases = Phases::new("backward");
-        let gr = host(g_rgb)?;
-        let ga = host(g_alpha)?;
+        let gr = Arc::new(host(g_rgb)?);
+        let ga = Arc::new(host(g_alpha)?);
         phases.mark("read");
         let hw = st.width * st.height;
         let n_threads = threads();
@@ -481,8 +411,12 @@ impl NativeRender {
             let base = &gr[i * 3 * hw..(i + 1) * 3 * hw];
             let planes = [&base[..hw], &base[hw..2 * hw], &base[2 * hw..]];
             let a = &ga[i * hw..(i + 1) * hw];
-            let tiles = par_map(part.tiles.len(), n_threads, |t| {
-                backward::tile_backward(&part.prep, t, &part.tiles[t], planes, a)
+            let (prep, kept) = (Arc::clone(&part.prep), Arc::clone(&part.tiles));
+            let (tile_gr, tile_ga) = (Arc::clone(&gr), Arc::clone(&ga));
+            let tiles = par_map(part.tiles.len(), n_threads, move |t| {
+                let base = &tile_gr[i * 3 * hw..(i + 1) * 3 * hw];
+                let planes = [&base[..hw], &base[hw..2 * hw], &base[2 * hw..]];
+                backward::tile_backward(&prep, t, &kept[t], planes, &tile_ga[i * hw..(i + 1) * hw])
             });
             phases.mark("tiles");
             all.push(backward::reduce(
@@ -521,15 +455,6 @@ impl NativeRender {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn native_par_map_keeps_index_order() {
-        let seq = par_map(97, 1, |i| i * i);
-        for threads in [2, 3, 8] {
-            assert_eq!(par_map(97, threads, |i| i * i), seq);
-        }
-        assert!(par_map(0, 4, |i| i).is_empty());
-    }
 
     #[test]
     fn native_engine_names() {
