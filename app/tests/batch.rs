@@ -232,8 +232,7 @@ fn a_killed_workers_lock_is_taken_over_and_its_job_resumes_from_the_checkpoint()
     let long = generate_job_sized(
         "long",
         &["blue.svg", "yellow.svg"],
-        // Big enough that 400 steps outlast the second worker's check (vectorised starts made
-        // small runs fast).
+        // 400 steps: far more than the 30 it runs before it is frozen.
         2,
         64,
         400,
@@ -253,6 +252,13 @@ fn a_killed_workers_lock_is_taken_over_and_its_job_resumes_from_the_checkpoint()
     wait_for(120, "the first worker's checkpoint at step 30", || {
         checkpoint_step(&job).is_some_and(|s| s >= 30)
     });
+    // Freeze it mid-run (SIGSTOP: alive, lock held) so that how fast the steps are cannot let
+    // it finish while the checks below run.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success(), "kill -STOP failed");
     // While it lives, a second worker leaves the job alone.
     let o = ok(&args);
     let s = String::from_utf8_lossy(&o.stdout);
