@@ -1,11 +1,11 @@
 //! `vecdream batch` without a scheduler: the real binary on jobs files of tiny reference-teacher and
 //! vectorize jobs (test images copied next to the jobs file, so the jobs use relative paths).
 
-mod batch_common;
+mod cli_common;
 
 use std::process::Stdio;
 
-use batch_common::*;
+use cli_common::*;
 
 #[test]
 fn a_bad_jobs_file_is_refused_with_line_numbers_and_nothing_runs() {

@@ -3,13 +3,13 @@
 //! when the binary exits. Nothing is skipped: if the cluster cannot start, the tests fail with the
 //! daemons' logs. The tests share the cluster one at a time.
 
-mod batch_common;
+mod cli_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use batch_common::*;
+use cli_common::*;
 
 struct Cluster {
     dir: PathBuf,

@@ -1,29 +1,17 @@
 //! The CLI subcommands, run as a user would: the built `vecdream` binary on real files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
+mod cli_common;
+use cli_common::{BIN, run};
+
+fn scratch(name: &str) -> PathBuf {
+    cli_common::scratch("cli", name)
+}
 
 fn shared(rel: &str) -> PathBuf {
     vecdream_core::testing::test_data_dir().join(rel)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("VECDREAM_DEVICE", "cpu")
-        .output()
-        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {

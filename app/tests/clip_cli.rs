@@ -1,31 +1,18 @@
 //! `vecdream score` and `vecdream generate --reward` on the tiny CLIP fixture, run as a user would.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use vecdream_gpu::tch::{Kind, Tensor};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
+mod cli_common;
+use cli_common::run;
+
+fn scratch(name: &str) -> PathBuf {
+    cli_common::scratch("clip_cli", name)
+}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-clip-gelu")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("clip_cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("VECDREAM_DEVICE", "cpu")
-        .output()
-        .unwrap()
 }
 
 const SVG: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30" viewBox="0 0 40 30">

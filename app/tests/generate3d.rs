@@ -2,27 +2,15 @@
 //! validator and three.js via `scripts/check-glb`), turntable, loss.csv, checkpoint, `--resume`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use vecdream_gpu::field::{AnalyticShape, Camera, write_views};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vecdream");
+mod cli_common;
+use cli_common::run;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("generate3d")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("VECDREAM_DEVICE", "cpu")
-        .output()
-        .unwrap()
+    cli_common::scratch("generate3d", name)
 }
 
 /// A views folder of an analytic sphere: 10 cameras at 20 px, rendered exactly.

@@ -1,4 +1,4 @@
-//! Helpers shared by the batch tests: the real `vecdream` binary on jobs files in scratch folders.
+//! Helpers shared by the CLI and batch tests: the real `vecdream` binary on real files in scratch folders.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
