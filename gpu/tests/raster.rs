@@ -343,77 +343,7 @@ fn raster_locked_get_no_gradient_hidden_not_drawn() {
 #[test]
 fn raster_bad_input_stays_finite() {
     let (scene, base) = mixed_scene();
-    type Mutation = Box<dyn Fn(&SceneParams)>;
-    let cases: Vec<(&str, Mutation)> = vec![
-        (
-            "NaN point",
-            Box::new(|p| {
-                let _ = p.points.get(0).get(3).get(0).fill_(f64::NAN);
-            }),
-        ),
-        (
-            "Inf point",
-            Box::new(|p| {
-                let _ = p.points.get(0).get(13).get(1).fill_(f64::INFINITY);
-            }),
-        ),
-        (
-            "-Inf point",
-            Box::new(|p| {
-                let _ = p.points.get(0).get(17).get(0).fill_(f64::NEG_INFINITY);
-            }),
-        ),
-        (
-            "huge point",
-            Box::new(|p| {
-                let _ = p.points.get(0).get(5).fill_(1e30);
-            }),
-        ),
-        (
-            "NaN colours",
-            Box::new(|p| {
-                set(&p.fill, f64::NAN);
-                let _ = p.stroke.get(0).get(1).fill_(f64::NAN);
-            }),
-        ),
-        (
-            "NaN/Inf width",
-            Box::new(|p| {
-                let _ = p.stroke_width.get(0).get(1).fill_(f64::NAN);
-                let _ = p.stroke_width.get(0).get(2).fill_(f64::INFINITY);
-            }),
-        ),
-        (
-            "negative width",
-            Box::new(|p| {
-                set(&p.stroke_width, -3.0);
-            }),
-        ),
-        (
-            "zero-area path",
-            Box::new(|p| {
-                p.points.narrow(1, 0, 12).copy_(
-                    &Tensor::from_slice(&[5.0f32, 5.0])
-                        .view([1, 1, 2])
-                        .expand([1, 12, 2], false),
-                );
-            }),
-        ),
-        (
-            "degenerate segments",
-            Box::new(|p| {
-                p.points
-                    .narrow(1, 13, 3)
-                    .copy_(&p.points.narrow(1, 12, 1).expand([1, 3, 2], false));
-            }),
-        ),
-        (
-            "NaN background",
-            Box::new(|p| {
-                set(&p.background, f64::NAN);
-            }),
-        ),
-    ];
+    let cases = bad_inputs();
     for (name, spoil) in cases {
         let p = base.particle(0);
         spoil(&p);
@@ -457,10 +387,6 @@ fn raster_bad_input_stays_finite() {
     let bad = params(&[[1.0, 1.0]], &[[1.0; 4]], &[[0.0; 4]], &[0.0], [0.0; 4]);
     assert!(rasterize(&scene, &bad, 8, 8, &RasterOptions::default()).is_err());
     assert!(rasterize(&scene, &p, 0, 8, &RasterOptions::default()).is_err());
-}
-
-fn set(t: &Tensor, v: f64) {
-    let _ = t.shallow_clone().fill_(v);
 }
 
 fn psnr(a: &Tensor, b: &Tensor) -> f64 {

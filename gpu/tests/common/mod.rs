@@ -182,3 +182,83 @@ pub fn assert_matches_central_differences(
         eprintln!("{name}: max |grad| {gmax:.4}, relative L2 error {rel:.2e}");
     }
 }
+
+/// A parameter tensor filled with `v` (through a shallow clone, so the caller's handle stays).
+fn set(t: &Tensor, v: f64) {
+    let _ = t.shallow_clone().fill_(v);
+}
+
+/// Spoils particle 0 of [`mixed_scene`]'s parameters in place.
+pub type Mutation = Box<dyn Fn(&SceneParams)>;
+
+/// Bad input for [`mixed_scene`]: NaN / ±Inf / huge points, NaN and out-of-range colours, bad
+/// widths, zero-area paths, degenerate segments, a NaN background. Each renders to finite values.
+pub fn bad_inputs() -> Vec<(&'static str, Mutation)> {
+    vec![
+        (
+            "NaN point",
+            Box::new(|p| {
+                let _ = p.points.get(0).get(3).get(0).fill_(f64::NAN);
+            }),
+        ),
+        (
+            "Inf point",
+            Box::new(|p| {
+                let _ = p.points.get(0).get(13).get(1).fill_(f64::INFINITY);
+            }),
+        ),
+        (
+            "-Inf point",
+            Box::new(|p| {
+                let _ = p.points.get(0).get(17).get(0).fill_(f64::NEG_INFINITY);
+            }),
+        ),
+        (
+            "huge point",
+            Box::new(|p| {
+                let _ = p.points.get(0).get(5).fill_(1e30);
+            }),
+        ),
+        (
+            "NaN colours",
+            Box::new(|p| {
+                set(&p.fill, f64::NAN);
+                let _ = p.stroke.get(0).get(1).fill_(f64::NAN);
+            }),
+        ),
+        (
+            "out-of-range colours",
+            Box::new(|p| {
+                let _ = p.fill.get(0).get(0).get(3).fill_(1.7);
+                let _ = p.stroke.get(0).get(2).get(0).fill_(-0.4);
+            }),
+        ),
+        (
+            "NaN/Inf width",
+            Box::new(|p| {
+                let _ = p.stroke_width.get(0).get(1).fill_(f64::NAN);
+                let _ = p.stroke_width.get(0).get(2).fill_(f64::INFINITY);
+            }),
+        ),
+        ("negative width", Box::new(|p| set(&p.stroke_width, -3.0))),
+        (
+            "zero-area path",
+            Box::new(|p| {
+                p.points.narrow(1, 0, 12).copy_(
+                    &Tensor::from_slice(&[5.0f32, 5.0])
+                        .view([1, 1, 2])
+                        .expand([1, 12, 2], false),
+                );
+            }),
+        ),
+        (
+            "degenerate segments",
+            Box::new(|p| {
+                p.points
+                    .narrow(1, 13, 3)
+                    .copy_(&p.points.narrow(1, 12, 1).expand([1, 3, 2], false));
+            }),
+        ),
+        ("NaN background", Box::new(|p| set(&p.background, f64::NAN))),
+    ]
+}
