@@ -138,13 +138,15 @@ fn score_with_an_aesthetic_head_adds_a_column() {
     assert!((got - want).abs() < 1e-3, "{got} vs {want}");
 }
 
-#[test]
-fn generate_with_a_clip_reward_runs_and_records_it() {
-    let dir = scratch("generate");
+/// `vecdream generate` with the reference teacher, 2 particles, 32 px and a CLIP-score reward
+/// every `every` steps, in scratch folder `name`; asserts success, returns (folder, output folder).
+fn clipscore_run(name: &str, every: usize, steps: usize) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
     let init = dir.join("init.svg");
     std::fs::write(&init, SVG).unwrap();
     let out = dir.join("run");
     let spec = format!("clipscore:{}", fixture().display());
+    let (every, steps) = (every.to_string(), steps.to_string());
     let o = run(&[
         "generate",
         "--reference",
@@ -154,11 +156,11 @@ fn generate_with_a_clip_reward_runs_and_records_it() {
         "--reward",
         &spec,
         "--reward-every",
-        "1",
+        &every,
         "--particles",
         "2",
         "--steps",
-        "2",
+        &steps,
         "--size",
         "32",
         "--init",
@@ -167,6 +169,12 @@ fn generate_with_a_clip_reward_runs_and_records_it() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (dir, out)
+}
+
+#[test]
+fn generate_with_a_clip_reward_runs_and_records_it() {
+    let (dir, out) = clipscore_run("generate", 1, 2);
     let meta = std::fs::read_to_string(out.join("checkpoint.json")).unwrap();
     assert!(meta.contains("clipscore:"), "{meta}");
     // A reward folder that is not a CLIP model fails before any work, naming it.
@@ -342,33 +350,7 @@ fn vpsd_with_a_pickscore_reward_and_clipdraw_added_runs_and_resumes() {
 
 #[test]
 fn loss_csv_leaves_the_scores_empty_between_reward_steps() {
-    let dir = scratch("every");
-    let init = dir.join("init.svg");
-    std::fs::write(&init, SVG).unwrap();
-    let out = dir.join("run");
-    let spec = format!("clipscore:{}", fixture().display());
-    let o = run(&[
-        "generate",
-        "--reference",
-        fixture().join("input.png").to_str().unwrap(),
-        "--prompt",
-        "a photo of a cat",
-        "--reward",
-        &spec,
-        "--reward-every",
-        "2",
-        "--particles",
-        "2",
-        "--steps",
-        "3",
-        "--size",
-        "32",
-        "--init",
-        init.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, out) = clipscore_run("every", 2, 3);
     let csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows[0].len(), 8, "{csv}");
