@@ -5,7 +5,7 @@
 //! finite inputs, the nearest-piece choice and the winding have none).
 
 use super::prep::{FAR_PX, Prepared, Raw, TILE, axis_u, in_range, passes, sanitise};
-use super::tiles::{ALPHA_EPS, NO_EDGE, TileFrags, above_products, frag_colour, tile_rect};
+use super::tiles::{ALPHA_EPS, LayerStack, NO_EDGE, TileFrags, tile_rect};
 use crate::raster::scene::Scene;
 
 /// Gradient of one layer's numbers.
@@ -105,8 +105,7 @@ pub(crate) fn tile_backward(
     let k = -(1.0 - ALPHA_EPS);
     let mut insts = vec![InstGrad::default(); bin.insts.len()];
     let mut edges = Vec::new();
-    let (mut factors, mut alphas, mut aboves) = (Vec::new(), Vec::new(), Vec::new());
-    let mut cols: Vec<[f32; 4]> = Vec::new();
+    let mut stack = LayerStack::default();
     for y in ty0..=ty1 {
         for x in tx0..=tx1 {
             let q = ((y - ty0) as usize) * TILE + (x - tx0) as usize;
@@ -117,30 +116,19 @@ pub(crate) fn tile_backward(
             let pi = (y * prep.w + x) as usize;
             let g: [f64; 3] = std::array::from_fn(|c| f64::from(g_rgb[c][pi]));
             let ga = f64::from(g_a[pi]);
-            factors.clear();
-            alphas.clear();
-            cols.clear();
-            for f in fr {
-                let inst = bin.insts[f.li as usize] as usize;
-                let ch = frag_colour(prep, inst, f.t);
-                let a = f64::from(f.cov * ch[3]);
-                cols.push(ch);
-                alphas.push(a);
-                factors.push(a * k + 1.0);
-            }
-            let trans = above_products(&factors, &mut aboves);
+            let trans = stack.gather(prep, bin, fr);
             let dtrans = g[0] * bg_rgb[0] + g[1] * bg_rgb[1] + g[2] * bg_rgb[2]
                 - ga * (1.0 - f64::from(bg[3]));
             let (pxc, pyc) = (x as f32 + 0.5, y as f32 + 0.5);
             let mut below = 0f64;
             for (j, f) in fr.iter().enumerate() {
-                let ch = cols[j];
-                let a = alphas[j];
-                let above = aboves[j];
+                let ch = stack.cols[j];
+                let a = stack.alphas[j];
+                let above = stack.aboves[j];
                 let wgt = a * above;
                 let gw =
                     g[0] * f64::from(ch[0]) + g[1] * f64::from(ch[1]) + g[2] * f64::from(ch[2]);
-                let dlog = k / factors[j];
+                let dlog = k / stack.factors[j];
                 let da = gw * above + dlog * (below + dtrans * trans);
                 below += gw * wgt;
                 let dch = [g[0] * wgt, g[1] * wgt, g[2] * wgt, da * f64::from(f.cov)];

@@ -1,7 +1,7 @@
 //! Forward pass of one tile: per layer (in paint order) the winding from its scanline
 //! crossings, the nearest piece within reach, the coverage, then exact "over" compositing.
 
-use super::prep::{Prepared, TILE};
+use super::prep::{Prepared, TILE, TileBin};
 
 /// No piece within reach.
 pub(crate) const NO_EDGE: u32 = u32::MAX;
@@ -269,31 +269,16 @@ pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f
     let [tx0, tx1, ty0, ty1] = tile_rect(prep, tile);
     let bg = prep.bg;
     let bg_rgb: [f32; 3] = std::array::from_fn(|c| bg[c] * bg[3]);
-    let k = -(1.0 - ALPHA_EPS);
     let mut out = Vec::with_capacity(((tx1 - tx0 + 1) * (ty1 - ty0 + 1)) as usize);
-    let mut factors: Vec<f64> = Vec::new();
-    let mut alphas: Vec<f64> = Vec::new();
-    let mut aboves: Vec<f64> = Vec::new();
-    let mut cols: Vec<[f32; 4]> = Vec::new();
+    let mut stack = LayerStack::default();
     for y in ty0..=ty1 {
         for x in tx0..=tx1 {
             let q = ((y - ty0) as usize) * TILE + (x - tx0) as usize;
             let fr = &tf.frags[tf.start[q] as usize..tf.start[q + 1] as usize];
-            factors.clear();
-            alphas.clear();
-            cols.clear();
-            for f in fr {
-                let inst = bin.insts[f.li as usize] as usize;
-                let ch = frag_colour(prep, inst, f.t);
-                let a = f64::from(f.cov * ch[3]);
-                cols.push(ch);
-                alphas.push(a);
-                factors.push(a * k + 1.0);
-            }
-            let total = above_products(&factors, &mut aboves);
+            let total = stack.gather(prep, bin, fr);
             let mut colour = [0f32; 3];
-            for (j, ch) in cols.iter().enumerate() {
-                let weight = (alphas[j] * aboves[j]) as f32;
+            for (j, ch) in stack.cols.iter().enumerate() {
+                let weight = (stack.alphas[j] * stack.aboves[j]) as f32;
                 for c in 0..3 {
                     colour[c] += ch[c] * weight;
                 }
@@ -311,6 +296,39 @@ pub(crate) fn composite(prep: &Prepared, tile: usize, tf: &TileFrags) -> Vec<([f
         }
     }
     out
+}
+
+/// One pixel's fragments, bottom to top, as compositing and its replay need them.
+#[derive(Default)]
+pub(crate) struct LayerStack {
+    /// Each fragment's paint colour (straight alpha) at its piece parameter.
+    pub cols: Vec<[f32; 4]>,
+    /// Each fragment's opacity: coverage × the colour's alpha.
+    pub alphas: Vec<f64>,
+    /// Each fragment's transmittance factor `1 − (1 − ε) a`.
+    pub factors: Vec<f64>,
+    /// The transmittance above each fragment (see [`above_products`]).
+    pub aboves: Vec<f64>,
+}
+
+impl LayerStack {
+    /// Fills the stack from the pixel's fragments `fr`; returns the pixel's transmittance.
+    #[inline]
+    pub fn gather(&mut self, prep: &Prepared, bin: &TileBin, fr: &[Frag]) -> f64 {
+        let k = -(1.0 - ALPHA_EPS);
+        self.factors.clear();
+        self.alphas.clear();
+        self.cols.clear();
+        for f in fr {
+            let inst = bin.insts[f.li as usize] as usize;
+            let ch = frag_colour(prep, inst, f.t);
+            let a = f64::from(f.cov * ch[3]);
+            self.cols.push(ch);
+            self.alphas.push(a);
+            self.factors.push(a * k + 1.0);
+        }
+        above_products(&self.factors, &mut self.aboves)
+    }
 }
 
 /// `aboves[j]`: the transmittance of the fragments above fragment `j`, the product of
